@@ -1,0 +1,275 @@
+//! Deterministic transcendental and reduction functions for the non-GEMM parts of the PoC.
+//!
+//! The artifact must have the same bits on every machine, so nothing here calls the platform's
+//! libm (`f32::ln`, `f64::cos`, … may differ between C libraries and CPUs). Each function is a
+//! fixed sequence of IEEE 754 basic operations (`+ − × ÷ √`, conversions, rounding to an
+//! integer), which every conforming machine evaluates identically; Rust never contracts `a·b + c`
+//! into a fused multiply-add on its own. The polynomials are accurate to a few `f64` ulps, far
+//! more than the `f32` results need, but *which* bits they give is fixed by this code, not by
+//! their accuracy.
+//!
+//! Reductions (sums of squares, dot products) run sequentially from index 0 in `f32`, each
+//! product and each sum rounded separately (no FMA), so the order is part of the contract.
+
+const LN2: f64 = std::f64::consts::LN_2;
+const SQRT2: f64 = std::f64::consts::SQRT_2;
+const TWO_PI: f64 = 2.0 * std::f64::consts::PI;
+
+/// Natural logarithm of a positive, normal, finite `f64` (the domain Box–Muller needs).
+///
+/// `x = 2^e · m` with `m ∈ [√½, √2)`; `ln m = 2·atanh(s)`, `s = (m−1)/(m+1)`, by its odd series
+/// to `s^23` (`|s| ≤ 0.1716`, so the first omitted term is below 2^-60 relative).
+#[inline]
+pub fn ln(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > SQRT2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    // 2·(s + s³/3 + s⁵/5 + … + s²³/23), Horner from the highest term.
+    let mut p = 1.0 / 23.0;
+    p = p * s2 + 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    e as f64 * LN2 + 2.0 * s * p
+}
+
+/// `(cos 2πu, sin 2πu)` for `u` in turns (`|u| < 2^40`; Box–Muller passes `u ∈ [0, 1]`).
+///
+/// The argument is reduced exactly in turns (`r = u − n/4`, `n = round(4u)`, so `|r| ≤ 1/8`),
+/// then `θ = 2π·r ∈ [−π/4, π/4]` and Taylor polynomials to `θ^17`/`θ^18`; the quadrant `n mod 4`
+/// picks and signs the results. Reducing in turns avoids the rounding of `2π·u` for large `u`.
+#[inline]
+pub fn cos_sin_turns(u: f64) -> (f64, f64) {
+    let n = (4.0 * u).round();
+    let r = u - n * 0.25; // exact: both terms are multiples of u's ulp and close together
+    let t = r * TWO_PI;
+    let t2 = t * t;
+    let mut s = -1.0 / 355_687_428_096_000.0; // −1/17!
+    s = s * t2 + 1.0 / 1_307_674_368_000.0; // 1/15!
+    s = s * t2 - 1.0 / 6_227_020_800.0; // −1/13!
+    s = s * t2 + 1.0 / 39_916_800.0; // 1/11!
+    s = s * t2 - 1.0 / 362_880.0; // −1/9!
+    s = s * t2 + 1.0 / 5_040.0;
+    s = s * t2 - 1.0 / 120.0;
+    s = s * t2 + 1.0 / 6.0;
+    let sin = t - t * t2 * s;
+    let mut c = 1.0 / 6_402_373_705_728_000.0; // 1/18!
+    c = c * t2 - 1.0 / 20_922_789_888_000.0; // −1/16!
+    c = c * t2 + 1.0 / 87_178_291_200.0; // 1/14!
+    c = c * t2 - 1.0 / 479_001_600.0; // −1/12!
+    c = c * t2 + 1.0 / 3_628_800.0; // 1/10!
+    c = c * t2 - 1.0 / 40_320.0;
+    c = c * t2 + 1.0 / 720.0;
+    c = c * t2 - 1.0 / 24.0;
+    c = c * t2 + 0.5;
+    let cos = 1.0 - t2 * c;
+    match (n as i64) & 3 {
+        0 => (cos, sin),
+        1 => (-sin, cos),
+        2 => (-cos, -sin),
+        _ => (sin, -cos),
+    }
+}
+
+/// `e^x` in `f64` for the range `f32` results need: inputs below −746 give `+0`, above 710 `+∞`,
+/// NaN gives NaN.
+///
+/// `x = n·ln2 + r`, `|r| ≤ ln2/2` (with `ln2` split in two parts so the reduction is exact to
+/// 2^-100), a Taylor polynomial to `r^14`, and a scaling by `2^n` in two exact steps.
+#[inline]
+pub fn exp(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 710.0 {
+        return f64::INFINITY;
+    }
+    if x < -746.0 {
+        return 0.0;
+    }
+    let ln2_hi = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    let ln2_lo = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    let n = (x * (1.0 / LN2)).round();
+    let r = (x - n * ln2_hi) - n * ln2_lo;
+    let mut p = 1.0 / 87_178_291_200.0; // 1/14!
+    p = p * r + 1.0 / 6_227_020_800.0;
+    p = p * r + 1.0 / 479_001_600.0;
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n in two factors so that neither over- nor underflows for n ∈ [−1077, 1025].
+    let n = n as i64;
+    let half = n / 2;
+    p * pow2(half) * pow2(n - half)
+}
+
+/// `2^n` for `n ∈ [−1022, 1023]` as an exact `f64`.
+#[inline]
+fn pow2(n: i64) -> f64 {
+    f64::from_bits(((n + 1023) as u64) << 52)
+}
+
+/// `e^x` rounded once to `f32`.
+#[inline]
+pub fn exp_f32(x: f32) -> f32 {
+    exp(f64::from(x)) as f32
+}
+
+/// SiLU `x·σ(x) = x / (1 + e^−x)`, computed in `f64` and rounded once to `f32`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    let x = f64::from(x);
+    (x / (1.0 + exp(-x))) as f32
+}
+
+/// `Σ x_i²` in `f32`, sequentially from index 0, each square and each sum rounded.
+#[inline]
+pub fn sum_squares(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
+}
+
+/// `Σ a_i·b_i` in `f32`, sequentially from index 0, each product and each sum rounded.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut s = 0.0f32;
+    for (&x, &y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s
+}
+
+/// The network's output normalisation `x / (‖x‖ + 1e-8)` in `f32`: `‖x‖ = √(sum_squares(x))`
+/// (IEEE square root), one addition, one division per element.
+pub fn normalize_eps(x: &mut [f32]) {
+    let denom = sum_squares(x).sqrt() + 1e-8;
+    for v in x {
+        *v /= denom;
+    }
+}
+
+/// A unit vector for a Householder reflection: `x / ‖x‖` in `f32` (no epsilon, so the reflection
+/// `I − 2vvᵀ` is orthogonal up to rounding). A zero vector stays zero (the reflection is then the
+/// identity); a vector of [`super::rng::normal`] values is never zero in practice.
+pub fn normalize_unit(x: &mut [f32]) {
+    let norm = sum_squares(x).sqrt();
+    if norm > 0.0 {
+        for v in x {
+            *v /= norm;
+        }
+    }
+}
+
+/// Householder reflection in place: `y ← y − 2(v·y)·v`, in `f32` (`t = 2·dot(v, y)`, then
+/// `y_i − t·v_i` with the product and the difference rounded separately).
+pub fn reflect(y: &mut [f32], v: &[f32]) {
+    let t = 2.0 * dot(v, y);
+    for (yi, &vi) in y.iter_mut().zip(v) {
+        *yi -= t * vi;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(a: f64, b: f64) -> f64 {
+        if a == b {
+            0.0
+        } else {
+            (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
+        }
+    }
+
+    #[test]
+    fn ln_is_accurate_over_box_muller_domain() {
+        let mut x = 1e-10f64;
+        while x <= 1.0 {
+            assert!(rel(ln(x), libm::log(x)) < 4e-16, "{x}");
+            x *= 1.000_731;
+        }
+        assert_eq!(ln(1.0), 0.0);
+        assert!(rel(ln(2.0), LN2) < 2e-16);
+        assert!(rel(ln(1e300), libm::log(1e300)) < 4e-16);
+    }
+
+    #[test]
+    fn cos_sin_turns_are_accurate() {
+        for i in 0..=100_000 {
+            let u = f64::from(i as f32 / 100_000.0);
+            let (c, s) = cos_sin_turns(u);
+            let t = TWO_PI * u;
+            assert!((c - libm::cos(t)).abs() < 1e-15, "{u}");
+            assert!((s - libm::sin(t)).abs() < 1e-15, "{u}");
+        }
+        assert_eq!(cos_sin_turns(0.0), (1.0, 0.0));
+        assert_eq!(cos_sin_turns(0.25), (-0.0, 1.0));
+        assert_eq!(cos_sin_turns(0.5), (-1.0, -0.0));
+    }
+
+    #[test]
+    fn exp_is_accurate_and_saturates() {
+        let mut x = -745.0f64;
+        while x < 709.0 {
+            assert!(rel(exp(x), libm::exp(x)) < 1e-15, "{x}");
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1000.0), 0.0);
+        assert_eq!(exp(1000.0), f64::INFINITY);
+        assert!(exp(f64::NAN).is_nan());
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(100.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn silu_known_values() {
+        assert_eq!(silu(0.0), 0.0);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-7);
+        assert!((silu(-20.0) + 4.122_307e-8).abs() < 1e-12);
+        assert_eq!(silu(100.0), 100.0);
+        assert_eq!(silu(-1000.0), -0.0);
+    }
+
+    #[test]
+    fn reflection_is_an_involution_up_to_rounding() {
+        let mut v = vec![3.0f32, 4.0, 0.0, 12.0];
+        normalize_unit(&mut v);
+        let y0 = vec![1.0f32, -2.0, 0.5, 0.25];
+        let mut y = y0.clone();
+        reflect(&mut y, &v);
+        reflect(&mut y, &v);
+        for (a, b) in y.iter().zip(&y0) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        let mut z = vec![3.0f32, 4.0];
+        normalize_eps(&mut z);
+        assert!((z[0] - 0.6).abs() < 1e-7 && (z[1] - 0.8).abs() < 1e-7);
+    }
+}
