@@ -252,10 +252,7 @@ impl MatmulDevice for CpuDevice {
         d: MatOut<'_>,
     ) -> Result<(), DeviceError> {
         check_batch(&self.describe(), spec, a, b, &d)?;
-        let format = spec
-            .precision
-            .operand_format()
-            .expect("checked: floating precision");
+        let precision = spec.precision;
         let (m, k, n) = (spec.m, spec.k, spec.n);
         let threads = self.threads.min(spec.count).max(1);
         let per = spec.count.div_ceil(threads).max(1);
@@ -268,14 +265,22 @@ impl MatmulDevice for CpuDevice {
                 let a = &a[first * m * k..(first + count) * m * k];
                 let b = &b[first * k * n..(first + count) * k * n];
                 scope.spawn(move || {
-                    let a32: Vec<f32> = a.iter().map(|&x| format.decode(u32::from(x))).collect();
-                    let b32: Vec<f32> = b.iter().map(|&x| format.decode(u32::from(x))).collect();
+                    let a32 = decode_operands(precision, a);
+                    let b32 = decode_operands(precision, b);
                     run_batch(use_fma, &a32, &b32, count, m, k, n, out);
                 });
             }
         });
         write_out(&acc, d);
         Ok(())
+    }
+}
+
+/// Decodes bf16/fp16 operands to `f32` (exact).
+fn decode_operands(precision: Precision, bits: &[u16]) -> Vec<f32> {
+    match precision {
+        Precision::Bf16 => bits.iter().map(|&b| float::bf16_to_f32(b)).collect(),
+        _ => bits.iter().map(|&b| float::fp16_to_f32(b)).collect(),
     }
 }
 

@@ -238,3 +238,38 @@ pub fn check_upload(device: &str, w: &WeightUpload<'_>) -> Result<(), DeviceErro
     }
     Ok(())
 }
+
+/// A boxed device is a device, so callers can pick one at run time (`Engine<Box<dyn …>>`).
+impl<T: MatmulDevice + ?Sized> MatmulDevice for Box<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn upload_weight(&mut self, weight: &WeightUpload<'_>) -> Result<WeightHandle, DeviceError> {
+        (**self).upload_weight(weight)
+    }
+
+    fn release_weights(&mut self) -> Result<(), DeviceError> {
+        (**self).release_weights()
+    }
+
+    fn matmul_weight(
+        &mut self,
+        weight: WeightHandle,
+        a: &[u16],
+        m: usize,
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError> {
+        (**self).matmul_weight(weight, a, m, d)
+    }
+
+    fn matmul_batch(
+        &mut self,
+        spec: &BatchSpec,
+        a: &[u16],
+        b: &[u16],
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError> {
+        (**self).matmul_batch(spec, a, b, d)
+    }
+}

@@ -78,6 +78,7 @@ pub struct Engine<D: MatmulDevice> {
     final_norm: Vec<f32>,
     inv_freq: Vec<f32>,
     timing: Timing,
+    host_threads: usize,
 }
 
 impl<D: MatmulDevice> std::fmt::Debug for Engine<D> {
@@ -182,6 +183,7 @@ impl<D: MatmulDevice> Engine<D> {
             final_norm,
             inv_freq,
             timing: Timing::default(),
+            host_threads: 1,
         })
     }
 
@@ -198,6 +200,12 @@ impl<D: MatmulDevice> Engine<D> {
     /// Time spent so far.
     pub fn timing(&self) -> Timing {
         self.timing
+    }
+
+    /// Splits the host's elementwise work over `threads` threads (rows are independent, so the
+    /// bits do not depend on it).
+    pub fn set_host_threads(&mut self, threads: usize) {
+        self.host_threads = threads.max(1);
     }
 
     /// Resets the time counters.
@@ -265,7 +273,15 @@ impl<D: MatmulDevice> Engine<D> {
             let last = li + 1 == self.layers.len();
             let rows = h.len() / d;
             // Attention block.
-            let xn = rmsnorm_rows(&h, d, &self.layers[li].input_norm, c.rms_norm_eps, dt);
+            let threads = self.host_threads;
+            let xn = par_rmsnorm(
+                threads,
+                &h,
+                d,
+                &self.layers[li].input_norm,
+                c.rms_norm_eps,
+                dt,
+            );
             let qkv_width = c.q_dim() + 2 * c.kv_dim();
             let mut qkv = vec![0u16; rows * qkv_width];
             let handle = self.layers[li].qkv;
@@ -282,33 +298,39 @@ impl<D: MatmulDevice> Engine<D> {
             let mut o = vec![0u16; rows * d];
             let handle = self.layers[li].o;
             self.on_device(|dev| dev.matmul_weight(handle, &attn, rows, out(dt, &mut o)))?;
-            add_residual(&mut h, &o, dt);
+            par_rows(threads, &mut h, d, &o, d, |h, o| add_residual(h, o, dt));
             // MLP block.
-            let xn = rmsnorm_rows(&h, d, &self.layers[li].post_norm, c.rms_norm_eps, dt);
+            let xn = par_rmsnorm(
+                threads,
+                &h,
+                d,
+                &self.layers[li].post_norm,
+                c.rms_norm_eps,
+                dt,
+            );
             let f = c.intermediate_size;
             let mut gu = vec![0u16; rows * 2 * f];
             let handle = self.layers[li].gate_up;
             self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut gu)))?;
             let mut act = vec![0u16; rows * f];
-            for (a, row) in act.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
-                let (gate, up) = row.split_at(f);
-                for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
-                    let sg = dt.decode(dt.round(math::silu(dt.decode(g))));
-                    *a = dt.round(sg * dt.decode(u));
-                }
-            }
+            par_rows(threads, &mut act, f, &gu, 2 * f, |act, gu| match dt {
+                Dtype::Bf16 => swiglu::<Bf16T>(act, gu, f),
+                Dtype::F16 => swiglu::<F16T>(act, gu, f),
+            });
             let mut down = vec![0u16; rows * d];
             let handle = self.layers[li].down;
             self.on_device(|dev| dev.matmul_weight(handle, &act, rows, out(dt, &mut down)))?;
-            add_residual(&mut h, &down, dt);
-            // The network's layer reflection.
+            // Residual add, then the network's layer reflection.
             let v = &round.reflections[li];
-            let mut x = vec![0f32; d];
-            for row in h.chunks_exact_mut(d) {
-                dt.decode_slice(row, &mut x);
-                math::reflect(&mut x, v);
-                dt.round_slice(&x, row);
-            }
+            par_rows(threads, &mut h, d, &down, d, |h, down| {
+                add_residual(h, down, dt);
+                let mut x = vec![0f32; d];
+                for row in h.chunks_exact_mut(d) {
+                    dt.decode_slice(row, &mut x);
+                    math::reflect(&mut x, v);
+                    dt.round_slice(&x, row);
+                }
+            });
         }
         let normed = rmsnorm_rows(&h, d, &self.final_norm, c.rms_norm_eps, dt);
         Ok(normed
@@ -471,6 +493,92 @@ fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) ->
             *o = dt.round(w * dt.decode(dt.round(xi * r)));
         }
     }
+    out
+}
+
+/// A 16-bit activation format, as a type so hot loops are compiled once per format (and
+/// vectorise) instead of matching on [`Dtype`] per element.
+trait Half {
+    fn decode(bits: u16) -> f32;
+    fn round(x: f32) -> u16;
+}
+
+struct Bf16T;
+impl Half for Bf16T {
+    #[inline(always)]
+    fn decode(bits: u16) -> f32 {
+        f32::from_bits(u32::from(bits) << 16)
+    }
+    #[inline(always)]
+    fn round(x: f32) -> u16 {
+        crate::numerics::float::f32_to_bf16_rne(x)
+    }
+}
+
+struct F16T;
+impl Half for F16T {
+    #[inline(always)]
+    fn decode(bits: u16) -> f32 {
+        crate::numerics::float::fp16_to_f32(bits)
+    }
+    #[inline(always)]
+    fn round(x: f32) -> u16 {
+        crate::numerics::float::f32_to_fp16_rne(x)
+    }
+}
+
+/// SwiGLU of fused gate|up rows (`2f` wide) into `f`-wide rows: `round(round(silu(g)) · u)`.
+fn swiglu<H: Half>(act: &mut [u16], gu: &[u16], f: usize) {
+    for (a, row) in act.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
+        let (gate, up) = row.split_at(f);
+        for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
+            let sg = H::decode(H::round(math::silu(H::decode(g))));
+            *a = H::round(sg * H::decode(u));
+        }
+    }
+}
+
+/// Runs `work` on matching row ranges of `out` (`out_width` per row) and `input` (`in_width` per
+/// row), split over up to `threads` threads. Rows are independent, so the split cannot change
+/// any bit.
+fn par_rows<O: Send, I: Sync>(
+    threads: usize,
+    out: &mut [O],
+    out_width: usize,
+    input: &[I],
+    in_width: usize,
+    work: impl Fn(&mut [O], &[I]) + Sync,
+) {
+    let rows = out.len() / out_width;
+    let threads = threads.min(rows).max(1);
+    if threads == 1 {
+        return work(out, input);
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (o, i) in out
+            .chunks_mut(per * out_width)
+            .zip(input.chunks(per * in_width))
+        {
+            let work = &work;
+            scope.spawn(move || work(o, i));
+        }
+    });
+}
+
+/// [`rmsnorm_rows`] split over threads.
+fn par_rmsnorm(
+    threads: usize,
+    x: &[u16],
+    width: usize,
+    weight: &[f32],
+    eps: f32,
+    dt: Dtype,
+) -> Vec<u16> {
+    let mut out = vec![0u16; x.len()];
+    par_rows(threads, &mut out, width, x, width, |o, x| {
+        o.copy_from_slice(&rmsnorm_rows(x, width, weight, eps, dt));
+    });
     out
 }
 

@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::artifact::{decode_vector_b64, Artifact};
 
+/// The name of this share encoding, recorded in outputs so a later revision can change it.
+pub const SCHEME: &str = "pocforge-share-v1";
+
 /// A SHA-256 digest.
 pub type Digest32 = [u8; 32];
 

@@ -19,15 +19,18 @@ const TWO_PI: f64 = 2.0 * std::f64::consts::PI;
 ///
 /// `x = 2^e · m` with `m ∈ [√½, √2)`; `ln m = 2·atanh(s)`, `s = (m−1)/(m+1)`, by its odd series
 /// to `s^23` (`|s| ≤ 0.1716`, so the first omitted term is below 2^-60 relative).
-#[inline]
+#[inline(always)]
 pub fn ln(x: f64) -> f64 {
     let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    if m > SQRT2 {
-        m *= 0.5;
-        e += 1;
-    }
+    let exponent_field = (bits >> 52) & 0x7ff;
+    let m0 = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let above = m0 > SQRT2;
+    let m = if above { m0 * 0.5 } else { m0 };
+    // The exponent as f64 without an integer conversion (64-bit lanes have none before
+    // AVX-512): 2^52 + field is exact, and subtracting 2^52 + 1023 is exact.
+    let e = f64::from_bits(0x4330_0000_0000_0000 | exponent_field)
+        - (4_503_599_627_370_496.0 + 1023.0)
+        + if above { 1.0 } else { 0.0 };
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
     // 2·(s + s³/3 + s⁵/5 + … + s²³/23), Horner from the highest term.
@@ -43,17 +46,19 @@ pub fn ln(x: f64) -> f64 {
     p = p * s2 + 1.0 / 5.0;
     p = p * s2 + 1.0 / 3.0;
     p = p * s2 + 1.0;
-    e as f64 * LN2 + 2.0 * s * p
+    e * LN2 + 2.0 * s * p
 }
 
-/// `(cos 2πu, sin 2πu)` for `u` in turns (`|u| < 2^40`; Box–Muller passes `u ∈ [0, 1]`).
+/// `(cos 2πu, sin 2πu)` for `u` in turns (`|u| < 2^48`; Box–Muller passes `u ∈ [0, 1]`).
 ///
 /// The argument is reduced exactly in turns (`r = u − n/4`, `n = round(4u)`, so `|r| ≤ 1/8`),
 /// then `θ = 2π·r ∈ [−π/4, π/4]` and Taylor polynomials to `θ^17`/`θ^18`; the quadrant `n mod 4`
 /// picks and signs the results. Reducing in turns avoids the rounding of `2π·u` for large `u`.
-#[inline]
+#[inline(always)]
 pub fn cos_sin_turns(u: f64) -> (f64, f64) {
-    let n = (4.0 * u).round();
+    let shifted = 4.0 * u + ROUND_MAGIC; // nearest integer, ties to even, in the low bits
+    let n = shifted - ROUND_MAGIC;
+    let quadrant = shifted.to_bits() & 3; // n mod 4 (2^51 ≡ 0 mod 4, so negative n work too)
     let r = u - n * 0.25; // exact: both terms are multiples of u's ulp and close together
     let t = r * TWO_PI;
     let t2 = t * t;
@@ -76,34 +81,35 @@ pub fn cos_sin_turns(u: f64) -> (f64, f64) {
     c = c * t2 - 1.0 / 24.0;
     c = c * t2 + 0.5;
     let cos = 1.0 - t2 * c;
-    match (n as i64) & 3 {
-        0 => (cos, sin),
-        1 => (-sin, cos),
-        2 => (-cos, -sin),
-        _ => (sin, -cos),
-    }
+    // Quadrant q: (c, s), (−s, c), (−c, −s), (s, −c). Written as a swap and two sign-bit flips
+    // (exactly IEEE negation) rather than a `match`, so loops over this function vectorise.
+    let odd = quadrant & 1 == 1;
+    let a = if odd { sin } else { cos };
+    let b = if odd { cos } else { sin };
+    let c_out = f64::from_bits(a.to_bits() ^ ((((quadrant + 1) >> 1) & 1) << 63));
+    let s_out = f64::from_bits(b.to_bits() ^ (((quadrant >> 1) & 1) << 63));
+    (c_out, s_out)
 }
 
-/// `e^x` in `f64` for the range `f32` results need: inputs below −746 give `+0`, above 710 `+∞`,
-/// NaN gives NaN.
+/// `2^52 + 2^51`: adding it to a value of magnitude below 2^51 rounds that value to an integer
+/// (to nearest, ties to even) held in the low mantissa bits. Unlike `f64::round`, which is a
+/// library call on baseline x86-64, this is one addition, and vectorises.
+const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+
+/// `e^x` in `f64` for the range `f32` results need: `+0` below −708 (where `f64` turns
+/// subnormal; every `f32` result there is 0 anyway), `+∞` above 709.78, NaN for NaN.
 ///
 /// `x = n·ln2 + r`, `|r| ≤ ln2/2` (with `ln2` split in two parts so the reduction is exact to
-/// 2^-100), a Taylor polynomial to `r^14`, and a scaling by `2^n` in two exact steps.
-#[inline]
+/// 2^-100), a Taylor polynomial to `r^14`, and an exact scaling by `2^n` built from the bits of
+/// `n`. Written without branches so loops over it vectorise; the bits are the same either way.
+#[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > 710.0 {
-        return f64::INFINITY;
-    }
-    if x < -746.0 {
-        return 0.0;
-    }
     let ln2_hi = f64::from_bits(0x3FE6_2E42_FEE0_0000);
     let ln2_lo = f64::from_bits(0x3DEA_39EF_3579_3C76);
-    let n = (x * (1.0 / LN2)).round();
-    let r = (x - n * ln2_hi) - n * ln2_lo;
+    let xc = x.clamp(-708.0, 709.79);
+    let shifted = xc * (1.0 / LN2) + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
+    let r = (xc - n * ln2_hi) - n * ln2_lo;
     let mut p = 1.0 / 87_178_291_200.0; // 1/14!
     p = p * r + 1.0 / 6_227_020_800.0;
     p = p * r + 1.0 / 479_001_600.0;
@@ -119,16 +125,24 @@ pub fn exp(x: f64) -> f64 {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    // 2^n in two factors so that neither over- nor underflows for n ∈ [−1077, 1025].
-    let n = n as i64;
-    let half = n / 2;
-    p * pow2(half) * pow2(n - half)
-}
-
-/// `2^n` for `n ∈ [−1022, 1023]` as an exact `f64`.
-#[inline]
-fn pow2(n: i64) -> f64 {
-    f64::from_bits(((n + 1023) as u64) << 52)
+    // n ∈ [−1022, 1024] sits in the low bits of `shifted`; 2^n = bits (n + 1023) << 52. For
+    // n = 1024 (x near 709.78) the product overflows to +∞ as it should; the exponent field
+    // would wrap, so that case takes 2^1023 · 2.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as i64;
+    let big = n_bits > 1023;
+    let scale = f64::from_bits(((n_bits - i64::from(big) + 1023) as u64) << 52);
+    let y = p * scale * if big { 2.0 } else { 1.0 };
+    let y = if x < -708.0 { 0.0 } else { y };
+    let y = if x > 709.782_712_893_384 {
+        f64::INFINITY
+    } else {
+        y
+    };
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
 }
 
 /// `e^x` rounded once to `f32`.
@@ -138,7 +152,7 @@ pub fn exp_f32(x: f32) -> f32 {
 }
 
 /// SiLU `x·σ(x) = x / (1 + e^−x)`, computed in `f64` and rounded once to `f32`.
-#[inline]
+#[inline(always)]
 pub fn silu(x: f32) -> f32 {
     let x = f64::from(x);
     (x / (1.0 + exp(-x))) as f32
@@ -235,12 +249,15 @@ mod tests {
 
     #[test]
     fn exp_is_accurate_and_saturates() {
-        let mut x = -745.0f64;
-        while x < 709.0 {
+        let mut x = -708.0f64;
+        while x < 709.7 {
             assert!(rel(exp(x), libm::exp(x)) < 1e-15, "{x}");
             x += 0.0137;
         }
         assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-708.5), 0.0);
+        assert_eq!(exp(709.78), libm::exp(709.78));
+        assert_eq!(exp(709.8), f64::INFINITY);
         assert_eq!(exp(-1000.0), 0.0);
         assert_eq!(exp(1000.0), f64::INFINITY);
         assert!(exp(f64::NAN).is_nan());

@@ -1,0 +1,3 @@
+//! Subcommands of the `golden` command-line tool, one module each.
+
+pub mod poc;
