@@ -215,10 +215,7 @@ impl MatmulDevice for CpuDevice {
                 d.len()
             )));
         }
-        let format = res
-            .precision
-            .operand_format()
-            .expect("uploaded as floating");
+        let precision = res.precision;
         let (k, n) = (res.k, res.n);
         let threads = self.threads.min(m.div_ceil(MR)).max(1);
         let rows_per = m.div_ceil(threads).div_ceil(MR) * MR;
@@ -229,10 +226,7 @@ impl MatmulDevice for CpuDevice {
                 let rows = out.len() / n;
                 let a_rows = &a[t * rows_per * k..(t * rows_per + rows) * k];
                 scope.spawn(move || {
-                    let a32: Vec<f32> = a_rows
-                        .iter()
-                        .map(|&x| format.decode(u32::from(x)))
-                        .collect();
+                    let a32 = decode_operands(precision, a_rows);
                     match &res.panels {
                         Panels::Bf16(p) => run_weight(use_fma, &a32, rows, k, n, p, &res.bias, out),
                         Panels::F32(p) => run_weight(use_fma, &a32, rows, k, n, p, &res.bias, out),
