@@ -32,6 +32,33 @@ use super::math;
 use super::model::{ModelSource, TensorSpec};
 use super::{DeviceError, PocError};
 
+/// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX2 when the CPU has it,
+/// so host loops vectorise wider. The operations and their bits are the same either way (FMA is
+/// not enabled, and Rust never contracts `a·b + c`).
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* fn $name:ident<H>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<H: Half>($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<H: Half>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<H: Half>($($arg: $ty),*) {
+                body::<H>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 support was just detected at run time.
+                return unsafe { avx2::<H>($($arg),*) };
+            }
+            body::<H>($($arg),*)
+        }
+    };
+}
+
 /// Host-side tensors and device handles of one layer.
 struct Layer {
     input_norm: Vec<f32>,
@@ -324,12 +351,7 @@ impl<D: MatmulDevice> Engine<D> {
             let v = &round.reflections[li];
             par_rows(threads, &mut h, d, &down, d, |h, down| {
                 add_residual(h, down, dt);
-                let mut x = vec![0f32; d];
-                for row in h.chunks_exact_mut(d) {
-                    dt.decode_slice(row, &mut x);
-                    math::reflect(&mut x, v);
-                    dt.round_slice(&x, row);
-                }
+                reflect_rows(h, d, v, dt);
             });
         }
         let normed = rmsnorm_rows(&h, d, &self.final_norm, c.rms_norm_eps, dt);
@@ -353,24 +375,23 @@ impl<D: MatmulDevice> Engine<D> {
     /// Qwen3's per-head q/k RMSNorm (when present) and RoPE, in place on the fused q|k|v rows.
     fn qk_norm_and_rope(&self, li: usize, qkv: &mut [u16], s: usize, rope: &RopeTable) {
         let c = &self.config;
-        let (hd, dt) = (c.head_dim, c.dtype);
+        let (hd, dt, eps, q_heads) = (c.head_dim, c.dtype, c.rms_norm_eps, c.num_heads);
         let width = c.q_dim() + 2 * c.kv_dim();
         let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
         let norm = self.layers[li].qk_norm.as_ref();
-        let mut x = vec![0f32; hd];
-        for (r, row) in qkv.chunks_exact_mut(width).enumerate() {
-            let pos = r % s;
-            for head in 0..heads {
-                let slot = &mut row[head * hd..(head + 1) * hd];
-                if let Some((qn, kn)) = norm {
-                    let w = if head < c.num_heads { qn } else { kn };
-                    let normed = rmsnorm_rows(slot, hd, w, c.rms_norm_eps, dt);
-                    slot.copy_from_slice(&normed);
-                }
-                dt.decode_slice(slot, &mut x);
-                rope.apply(pos, &x, slot, dt);
-            }
-        }
+        let positions: Vec<usize> = (0..qkv.len() / width).map(|r| r % s).collect();
+        par_rows(
+            self.host_threads,
+            qkv,
+            width,
+            &positions,
+            1,
+            |rows, positions| {
+                with_half!(dt, H => qk_rope_rows::<H>(
+                    rows, positions, width, hd, q_heads, heads, norm, eps, rope
+                ));
+            },
+        );
     }
 
     /// Causal grouped-query attention for every nonce and head: returns the attention output
@@ -484,17 +505,43 @@ fn out(dt: Dtype, buf: &mut [u16]) -> MatOut<'_> {
 /// RMSNorm of each `width`-wide row (rule 2 of the module documentation).
 fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) -> Vec<u16> {
     let mut out = vec![0u16; x.len()];
+    with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, &mut out));
+    out
+}
+
+simd_fn! {
+/// RMSNorm of each `width`-wide row of `x` into `out` (rule 2 of the module documentation).
+fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
     let mut v = vec![0f32; width];
     for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        dt.decode_slice(row, &mut v);
+        for (vi, &b) in v.iter_mut().zip(row) {
+            *vi = H::decode(b);
+        }
         let mean = math::sum_squares(&v) / width as f32;
         let r = 1.0 / (mean + eps).sqrt();
         for ((o, &xi), &w) in o.iter_mut().zip(&v).zip(weight) {
-            *o = dt.round(w * dt.decode(dt.round(xi * r)));
+            *o = H::round(w * H::decode(H::round(xi * r)));
         }
     }
-    out
 }
+}
+
+/// Picks the [`Half`] type of a [`Dtype`] for a generic body: `with_half!(dt, H => body)`.
+macro_rules! with_half {
+    ($dt:expr, $h:ident => $body:expr) => {
+        match $dt {
+            Dtype::Bf16 => {
+                type $h = Bf16T;
+                $body
+            }
+            Dtype::F16 => {
+                type $h = F16T;
+                $body
+            }
+        }
+    };
+}
+use with_half;
 
 /// A 16-bit activation format, as a type so hot loops are compiled once per format (and
 /// vectorise) instead of matching on [`Dtype`] per element.
@@ -511,7 +558,15 @@ impl Half for Bf16T {
     }
     #[inline(always)]
     fn round(x: f32) -> u16 {
-        crate::numerics::float::f32_to_bf16_rne(x)
+        // `float::f32_to_bf16_rne` without its early return, so loops vectorise (same bits;
+        // a test compares the two on every class of input).
+        let bits = x.to_bits();
+        let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
+        if x.is_nan() {
+            crate::numerics::float::BF16_CANONICAL_NAN
+        } else {
+            rounded
+        }
     }
 }
 
@@ -527,8 +582,9 @@ impl Half for F16T {
     }
 }
 
+simd_fn! {
 /// SwiGLU of fused gate|up rows (`2f` wide) into `f`-wide rows: `round(round(silu(g)) · u)`.
-fn swiglu<H: Half>(act: &mut [u16], gu: &[u16], f: usize) {
+fn swiglu<H>(act: &mut [u16], gu: &[u16], f: usize) {
     for (a, row) in act.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
         let (gate, up) = row.split_at(f);
         for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
@@ -536,6 +592,7 @@ fn swiglu<H: Half>(act: &mut [u16], gu: &[u16], f: usize) {
             *a = H::round(sg * H::decode(u));
         }
     }
+}
 }
 
 /// Runs `work` on matching row ranges of `out` (`out_width` per row) and `input` (`in_width` per
@@ -584,9 +641,67 @@ fn par_rmsnorm(
 
 /// `h ← round(h + y)` elementwise.
 fn add_residual(h: &mut [u16], y: &[u16], dt: Dtype) {
+    with_half!(dt, H => residual::<H>(h, y));
+}
+
+simd_fn! {
+fn residual<H>(h: &mut [u16], y: &[u16]) {
     for (a, &b) in h.iter_mut().zip(y) {
-        *a = dt.round(dt.decode(*a) + dt.decode(b));
+        *a = H::round(H::decode(*a) + H::decode(b));
     }
+}
+}
+
+/// The layer reflection on each `d`-wide row: decode, [`math::reflect`], round.
+fn reflect_rows(h: &mut [u16], d: usize, v: &[f32], dt: Dtype) {
+    with_half!(dt, H => reflect_rows_h::<H>(h, d, v));
+}
+
+simd_fn! {
+fn reflect_rows_h<H>(h: &mut [u16], d: usize, v: &[f32]) {
+    let mut x = vec![0f32; d];
+    for row in h.chunks_exact_mut(d) {
+        for (xi, &b) in x.iter_mut().zip(row.iter()) {
+            *xi = H::decode(b);
+        }
+        math::reflect(&mut x, v);
+        for (b, &xi) in row.iter_mut().zip(&x) {
+            *b = H::round(xi);
+        }
+    }
+}
+}
+
+simd_fn! {
+/// Qwen3's per-head q/k RMSNorm (when `norm` is given) and RoPE on fused q|k|v rows.
+fn qk_rope_rows<H>(
+    rows: &mut [u16],
+    positions: &[usize],
+    width: usize,
+    hd: usize,
+    q_heads: usize,
+    heads: usize,
+    norm: Option<&(Vec<f32>, Vec<f32>)>,
+    eps: f32,
+    rope: &RopeTable,
+) {
+    let mut x = vec![0f32; hd];
+    let mut normed = vec![0u16; hd];
+    for (row, &pos) in rows.chunks_exact_mut(width).zip(positions) {
+        for head in 0..heads {
+            let slot = &mut row[head * hd..(head + 1) * hd];
+            if let Some((qn, kn)) = norm {
+                let w = if head < q_heads { qn } else { kn };
+                rmsnorm_into::<H>(slot, hd, w, eps, &mut normed);
+                slot.copy_from_slice(&normed);
+            }
+            for (xi, &b) in x.iter_mut().zip(slot.iter()) {
+                *xi = H::decode(b);
+            }
+            rope.apply::<H>(pos, &x, slot);
+        }
+    }
+}
 }
 
 /// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
@@ -613,17 +728,21 @@ impl RopeTable {
     }
 
     /// Rotates one head (rotate-half convention) from `x` (decoded) into `out` (dtype bits).
-    fn apply(&self, pos: usize, x: &[f32], out: &mut [u16], dt: Dtype) {
+    #[inline(always)]
+    fn apply<H: Half>(&self, pos: usize, x: &[f32], out: &mut [u16]) {
         let h = self.half;
         let (cos, sin) = (
             &self.cos[pos * h..(pos + 1) * h],
             &self.sin[pos * h..(pos + 1) * h],
         );
-        let r = |v: f32| dt.decode(dt.round(v));
+        let r = |v: f32| H::decode(H::round(v));
+        let (x1, x2) = x.split_at(h);
+        let (o1, o2) = out.split_at_mut(h);
         for i in 0..h {
-            let (x1, x2) = (x[i], x[i + h]);
-            out[i] = dt.round(r(x1 * cos[i]) - r(x2 * sin[i]));
-            out[i + h] = dt.round(r(x2 * cos[i]) + r(x1 * sin[i]));
+            o1[i] = H::round(r(x1[i] * cos[i]) - r(x2[i] * sin[i]));
+        }
+        for i in 0..h {
+            o2[i] = H::round(r(x2[i] * cos[i]) + r(x1[i] * sin[i]));
         }
     }
 }
@@ -669,6 +788,33 @@ mod tests {
         assert_eq!(portable.artifacts(&round, &nonces, 4).unwrap(), expect);
         let t = base.timing();
         assert!(t.nonces == 7 && t.device <= t.total);
+    }
+
+    #[test]
+    fn branch_free_bf16_rounding_matches_the_contract() {
+        let mut x = 0x0000_0001u32;
+        while x < 0xFFFF_F000 {
+            for v in [x, x | 0x7FFF, x | 0x8000, x | 0xFFFF, x ^ 0x8000] {
+                let f = f32::from_bits(v);
+                assert_eq!(
+                    Bf16T::round(f),
+                    crate::numerics::float::f32_to_bf16_rne(f),
+                    "{v:#x}"
+                );
+            }
+            x = x.wrapping_mul(3).wrapping_add(0x1_0001);
+        }
+        for f in [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -f32::MAX,
+            0.0,
+            -0.0,
+        ] {
+            assert_eq!(Bf16T::round(f), crate::numerics::float::f32_to_bf16_rne(f));
+        }
     }
 
     #[test]
