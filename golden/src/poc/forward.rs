@@ -105,7 +105,14 @@ pub struct Engine<D: MatmulDevice> {
     final_norm: Vec<f32>,
     inv_freq: Vec<f32>,
     timing: Timing,
-    host_threads: usize,
+    host: HostPool,
+}
+
+/// The host's worker threads (a persistent pool: spawning threads per step costs more than the
+/// step on small models).
+struct HostPool {
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl<D: MatmulDevice> std::fmt::Debug for Engine<D> {
@@ -210,7 +217,10 @@ impl<D: MatmulDevice> Engine<D> {
             final_norm,
             inv_freq,
             timing: Timing::default(),
-            host_threads: 1,
+            host: HostPool {
+                threads: 1,
+                pool: None,
+            },
         })
     }
 
@@ -232,7 +242,17 @@ impl<D: MatmulDevice> Engine<D> {
     /// Splits the host's elementwise work over `threads` threads (rows are independent, so the
     /// bits do not depend on it).
     pub fn set_host_threads(&mut self, threads: usize) {
-        self.host_threads = threads.max(1);
+        let threads = threads.max(1);
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("golden-host-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        self.host = HostPool { threads, pool };
     }
 
     /// Resets the time counters.
@@ -279,28 +299,45 @@ impl<D: MatmulDevice> Engine<D> {
             return Ok(Vec::new());
         }
         let start = Instant::now();
-        let result = self.forward(round, nonces);
+        // The pool is moved out while the forward borrows the engine mutably.
+        let host = std::mem::replace(
+            &mut self.host,
+            HostPool {
+                threads: 1,
+                pool: None,
+            },
+        );
+        let result = self.forward(&host, round, nonces);
+        self.host = host;
         self.timing.total += start.elapsed();
         self.timing.nonces += nonces.len() as u64;
         result
     }
 
-    fn forward(&mut self, round: &Round, nonces: &[u64]) -> Result<Vec<Vec<f32>>, PocError> {
+    fn forward(
+        &mut self,
+        host: &HostPool,
+        round: &Round,
+        nonces: &[u64],
+    ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
         let p = &round.params;
-        let mut h = Vec::with_capacity(nonces.len() * s * d);
-        for &nonce in nonces {
-            let x = input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
-            h.extend(x.iter().map(|&v| dt.round(v)));
-        }
+        let mut h = vec![0u16; nonces.len() * s * d];
+        par_rows(host, &mut h, s * d, nonces, 1, |h, nonces| {
+            for (rows, &nonce) in h.chunks_exact_mut(s * d).zip(nonces) {
+                let x =
+                    input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
+                dt.round_slice(&x, rows);
+            }
+        });
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
         for li in 0..self.layers.len() {
             let last = li + 1 == self.layers.len();
             let rows = h.len() / d;
             // Attention block.
-            let threads = self.host_threads;
+            let threads = host;
             let xn = par_rmsnorm(
                 threads,
                 &h,
@@ -313,8 +350,8 @@ impl<D: MatmulDevice> Engine<D> {
             let mut qkv = vec![0u16; rows * qkv_width];
             let handle = self.layers[li].qkv;
             self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut qkv)))?;
-            self.qk_norm_and_rope(li, &mut qkv, s, &rope);
-            let attn = self.attention(&qkv, nb, s, last)?;
+            self.qk_norm_and_rope(host, li, &mut qkv, s, &rope);
+            let attn = self.attention(host, &qkv, nb, s, last)?;
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
                 h = (0..nb)
@@ -373,25 +410,25 @@ impl<D: MatmulDevice> Engine<D> {
     }
 
     /// Qwen3's per-head q/k RMSNorm (when present) and RoPE, in place on the fused q|k|v rows.
-    fn qk_norm_and_rope(&self, li: usize, qkv: &mut [u16], s: usize, rope: &RopeTable) {
+    fn qk_norm_and_rope(
+        &self,
+        host: &HostPool,
+        li: usize,
+        qkv: &mut [u16],
+        s: usize,
+        rope: &RopeTable,
+    ) {
         let c = &self.config;
         let (hd, dt, eps, q_heads) = (c.head_dim, c.dtype, c.rms_norm_eps, c.num_heads);
         let width = c.q_dim() + 2 * c.kv_dim();
         let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
         let norm = self.layers[li].qk_norm.as_ref();
         let positions: Vec<usize> = (0..qkv.len() / width).map(|r| r % s).collect();
-        par_rows(
-            self.host_threads,
-            qkv,
-            width,
-            &positions,
-            1,
-            |rows, positions| {
-                with_half!(dt, H => qk_rope_rows::<H>(
-                    rows, positions, width, hd, q_heads, heads, norm, eps, rope
-                ));
-            },
-        );
+        par_rows(host, qkv, width, &positions, 1, |rows, positions| {
+            with_half!(dt, H => qk_rope_rows::<H>(
+                rows, positions, width, hd, q_heads, heads, norm, eps, rope
+            ));
+        });
     }
 
     /// Causal grouped-query attention for every nonce and head: returns the attention output
@@ -399,6 +436,7 @@ impl<D: MatmulDevice> Engine<D> {
     /// `last_only`.
     fn attention(
         &mut self,
+        host: &HostPool,
         qkv: &[u16],
         nb: usize,
         s: usize,
@@ -449,28 +487,36 @@ impl<D: MatmulDevice> Engine<D> {
         self.on_device(|dev| dev.matmul_batch(&spec, &qa, &kt, MatOut::F32(&mut scores)))?;
         let scale = 1.0f32 / (hd as f32).sqrt();
         let mut probs = vec![0u16; count * m * s];
-        let mut e = vec![0f32; s];
-        for (t, (srow, prow)) in scores
-            .chunks_exact(s)
-            .zip(probs.chunks_exact_mut(s))
-            .enumerate()
-        {
-            let i = queries[t % m];
-            let valid = &srow[..=i];
-            let mut max = f32::NEG_INFINITY;
-            for &x in valid {
-                max = max.max(x * scale);
+        let width = m * s; // one product: m query rows of s scores
+        par_rows(host, &mut probs, width, &scores, width, |probs, scores| {
+            let mut e = vec![0f32; s];
+            for (srows, prows) in scores
+                .chunks_exact(width)
+                .zip(probs.chunks_exact_mut(width))
+            {
+                for (t, (srow, prow)) in srows
+                    .chunks_exact(s)
+                    .zip(prows.chunks_exact_mut(s))
+                    .enumerate()
+                {
+                    let i = queries[t];
+                    let valid = &srow[..=i];
+                    let mut max = f32::NEG_INFINITY;
+                    for &x in valid {
+                        max = max.max(x * scale);
+                    }
+                    let mut sum = 0f32;
+                    for (ej, &x) in e.iter_mut().zip(valid) {
+                        *ej = math::exp_f32(x * scale - max);
+                        sum += *ej;
+                    }
+                    for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
+                        *pj = dt.round(ej / sum);
+                    }
+                }
             }
-            let mut sum = 0f32;
-            for (ej, &x) in e.iter_mut().zip(valid) {
-                *ej = math::exp_f32(x * scale - max);
-                sum += *ej;
-            }
-            for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
-                *pj = dt.round(ej / sum);
-            }
-            // Masked positions stay +0: exact zero products leave the accumulator unchanged.
-        }
+        });
+        // Masked positions stay +0: exact zero products leave the accumulator unchanged.
         let mut ctx = vec![0u16; count * m * hd];
         let spec = BatchSpec {
             precision,
@@ -599,33 +645,32 @@ fn swiglu<H>(act: &mut [u16], gu: &[u16], f: usize) {
 /// row), split over up to `threads` threads. Rows are independent, so the split cannot change
 /// any bit.
 fn par_rows<O: Send, I: Sync>(
-    threads: usize,
+    host: &HostPool,
     out: &mut [O],
     out_width: usize,
     input: &[I],
     in_width: usize,
     work: impl Fn(&mut [O], &[I]) + Sync,
 ) {
+    use rayon::prelude::*;
     let rows = out.len() / out_width;
-    let threads = threads.min(rows).max(1);
-    if threads == 1 {
-        return work(out, input);
-    }
-    let per = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (o, i) in out
-            .chunks_mut(per * out_width)
-            .zip(input.chunks(per * in_width))
-        {
-            let work = &work;
-            scope.spawn(move || work(o, i));
+    let threads = host.threads.min(rows).max(1);
+    match &host.pool {
+        Some(pool) if threads > 1 => {
+            let per = rows.div_ceil(threads);
+            pool.install(|| {
+                out.par_chunks_mut(per * out_width)
+                    .zip(input.par_chunks(per * in_width))
+                    .for_each(|(o, i)| work(o, i));
+            });
         }
-    });
+        _ => work(out, input),
+    }
 }
 
 /// [`rmsnorm_rows`] split over threads.
 fn par_rmsnorm(
-    threads: usize,
+    threads: &HostPool,
     x: &[u16],
     width: usize,
     weight: &[f32],
