@@ -79,7 +79,7 @@ pub const SUITES: &[SuiteDef] = &[
     gemm(
         "gemm-int8",
         Precision::Int8,
-        "int8 GEMMs: 32 shapes x 4 distributions x {i32, i8 requant} x accumulate on/off",
+        "int8 GEMMs: 32 shapes x 4 distributions x {i32, i8 scaled, i8 random requant} x accumulate on/off",
     ),
     gemm(
         "gemm-bf16",

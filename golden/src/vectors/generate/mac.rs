@@ -243,13 +243,15 @@ fn ties(g: &mut Float) {
             let Some(acc) = f32_exact(acc_negative, sig, q) else {
                 continue;
             };
-            let multiple = if variant < 2 {
-                1
-            } else {
-                2 * g.rng.below(64) + 1
-            };
+            // Odd multiples of the half ulp, from a random start, first one the format can form:
+            // whether a case exists depends on the exponent only, never on the seed.
+            let start = if variant < 2 { 0 } else { g.rng.below(64) };
             let product_negative = g.rng.percent(50);
-            if let Some((a, b)) = g.product(product_negative, multiple, q - 1) {
+            let found = (0..64).find_map(|i| {
+                let multiple = 2 * ((start + i) % 64) + 1;
+                g.product(product_negative, multiple, q - 1)
+            });
+            if let Some((a, b)) = found {
                 g.one("tie", a, b, Some(acc));
             }
         }
@@ -272,19 +274,27 @@ fn sticky(g: &mut Float) {
     let (step, per_exponent) = if g.is_bf16() { (2, 2) } else { (1, 3) };
     for q in (-149..=104).step_by(step) {
         for _ in 0..per_exponent {
-            let (sa, sb) = g.rng.pick(&pairs);
-            let product = sa * sb;
-            let length = 64 - product.leading_zeros() as i32;
-            // Top bit at the half-ulp position, one below it, or far below.
-            let below = g.rng.pick(&[0, 1, 3, 8, 20, 40]);
-            let exponent = q - 1 - below - (length - 1);
+            // Every (pair, depth) combination, from a random start; the first one the format can
+            // form is used, so whether a case exists depends on the exponent only.
+            let depths = [0, 1, 3, 8, 20, 40];
+            let combos = pairs.len() * depths.len();
+            let start = g.rng.index(combos);
             let odd = g.rng.percent(50);
             let sig = g.significand(odd);
             let Some(acc) = f32_exact(g.rng.percent(50), sig, q) else {
                 continue;
             };
             let negative = g.rng.percent(50);
-            if let Some((a, b)) = v::product_of(g.format, g.rng, negative, sa, sb, exponent) {
+            let found = (0..combos).find_map(|i| {
+                let at = (start + i) % combos;
+                let (sa, sb) = pairs[at % pairs.len()];
+                let below = depths[at / pairs.len()];
+                let length = 64 - (sa * sb).leading_zeros() as i32;
+                // Top bit at the half-ulp position, one below it, or far below.
+                let exponent = q - 1 - below - (length - 1);
+                v::product_of(g.format, g.rng, negative, sa, sb, exponent)
+            });
+            if let Some((a, b)) = found {
                 g.one("sticky", a, b, Some(acc));
             }
         }
@@ -670,7 +680,8 @@ fn signed_zeros(g: &mut Float) {
 fn cancellation(g: &mut Float) {
     let f = g.format;
     let f32_format = crate::numerics::float::F32;
-    for _ in 0..48 {
+    let mut made = 0;
+    while made < 48 {
         let scale = crate::numerics::float::pow2_f64(g.rng.range_i64(-20, 20) as i32);
         let a = v::normal(f, g.rng, scale);
         let b = v::normal(f, g.rng, 1.0);
@@ -686,6 +697,7 @@ fn cancellation(g: &mut Float) {
             continue;
         }
         g.one("cancellation", a, b, Some(acc_bits));
+        made += 1;
     }
     for _ in 0..16 {
         // big, −big·(1 ± tiny), small: the result is dominated by rounding of the first steps.
