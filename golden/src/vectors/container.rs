@@ -220,7 +220,7 @@ impl<'data> TensorFile<'data> {
             && actual
                 .iter()
                 .zip(shape)
-                .all(|(a, want)| want.map_or(true, |w| w == *a));
+                .all(|(a, want)| want.is_none_or(|w| w == *a));
         if !shape_ok {
             let want: Vec<String> = shape
                 .iter()

@@ -2,10 +2,12 @@
 //!
 //! [`gemm`] is the one place that decides which bit-exact GEMM computes expected values,
 //! `golden vectors run` outputs and `golden gemm` timings. Today it is a row-wise loop over
-//! the contract's fast MAC ([`mac::fast_decoded`], proven equal to the exact one); when the
-//! SIMD `golden::gemm::fast::gemm` lands it replaces the body here and nothing else changes.
+//! [`golden::gemm::fast::gemm`](crate::gemm::fast::gemm), the SIMD GEMM, except for tiny
+//! GEMMs, where a row-wise loop over the contract's fast MAC ([`mac::fast_decoded`], proven
+//! equal to the exact one) is faster. Both are bit-exact; tests compare them with each other and
+//! with the reference.
 
-use crate::gemm::{read_operand, read_u32, write_output, GemmError, GemmSpec};
+use crate::gemm::{fast, read_operand, read_u32, write_output, GemmError, GemmSpec};
 use crate::numerics::float::{bf16_to_f32, fp16_to_f32};
 use crate::numerics::mac;
 use crate::numerics::Precision;
@@ -22,8 +24,17 @@ pub fn gemm(
     c: Option<&[u8]>,
     d: &mut [u8],
 ) -> Result<(), GemmError> {
-    rowwise(spec, a, b, c, d)
+    // Tiny GEMMs (the level-0 chains are 1×1×K) are dominated by the SIMD GEMM's packing and
+    // dispatch; the row-wise loop is several times faster there and just as exact.
+    if spec.macs() < ROWWISE_BELOW_MACS {
+        rowwise(spec, a, b, c, d)
+    } else {
+        fast::gemm(spec, a, b, c, d)
+    }
 }
+
+/// GEMMs with fewer multiply-accumulates than this take the row-wise path.
+const ROWWISE_BELOW_MACS: u64 = 4096;
 
 /// Output-stationary in registers, streamed by rows: for each row `i`, the `N` accumulators of
 /// row `i` start from `C` (or `+0`) and take one MAC per `k`, ascending — exactly the
@@ -155,6 +166,28 @@ mod tests {
             gemm(&spec, &a, &b, c.as_deref(), &mut fast).unwrap();
             reference::gemm(&spec, &a, &b, c.as_deref(), &mut exact).unwrap();
             assert_eq!(fast, exact, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn both_paths_agree_around_the_threshold() {
+        let mut rng = SplitMix64::new(7);
+        for (precision, m, n, k) in [
+            (Precision::Bf16, 1, 1, 4095),
+            (Precision::Fp16, 16, 16, 16),
+            (Precision::Int8, 17, 15, 17),
+            (Precision::Bf16, 33, 31, 9),
+        ] {
+            let mut spec = GemmSpec::new(precision, m, n, k);
+            spec.accumulate = true;
+            let a = random_bytes(&mut rng, spec.a_bytes());
+            let b = random_bytes(&mut rng, spec.b_bytes());
+            let c = random_bytes(&mut rng, spec.c_bytes());
+            let mut row = vec![0; spec.d_bytes()];
+            let mut simd = vec![0; spec.d_bytes()];
+            rowwise(&spec, &a, &b, Some(&c), &mut row).unwrap();
+            fast::gemm(&spec, &a, &b, Some(&c), &mut simd).unwrap();
+            assert_eq!(row, simd, "{spec:?}");
         }
     }
 

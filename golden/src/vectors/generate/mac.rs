@@ -733,7 +733,7 @@ fn chains(g: &mut Float) {
                 continue;
             };
             let mut ops = vec![big];
-            ops.extend(std::iter::repeat(small).take(n));
+            ops.extend(std::iter::repeat_n(small, n));
             g.push("chain", &ops, None, OutputFormat::F32);
             ops.rotate_left(1); // the small terms first
             g.push("chain", &ops, None, OutputFormat::F32);
