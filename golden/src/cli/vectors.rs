@@ -104,17 +104,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } => {
             let def = resolve(&suite, level)?;
             let count = count.unwrap_or(def.default_count);
-            let directed = generate::directed_count(def, seed);
-            if count < directed {
-                eprintln!(
-                    "warning: --count {count} keeps only the first {count} of the {} directed \
-                     cases of {}; use --count {directed} or more to include all of them",
-                    directed, def.name
-                );
-            }
             let started = Instant::now();
             let files = generate(def, seed, count)?;
             let generated = started.elapsed().as_secs_f64();
+            let directed = files.directed_available;
+            if count < directed {
+                eprintln!(
+                    "warning: --count {count} keeps only the first {count} of the {directed} \
+                     directed cases of {}; use --count {directed} or more to include all of them",
+                    def.name
+                );
+            }
             files.write_to(&out, force)?;
             let total = started.elapsed().as_secs_f64();
             let m = &files.manifest;

@@ -84,6 +84,9 @@ pub struct SuiteFiles {
     pub manifest: Manifest,
     /// `(file name, contents)` of every data file, in manifest order.
     pub files: Vec<(String, Vec<u8>)>,
+    /// How many directed cases the suite has in total (more than `manifest.directed_cases`
+    /// when `--count` cut them short).
+    pub directed_available: u64,
 }
 
 impl SuiteFiles {
@@ -223,7 +226,11 @@ pub fn generate(def: &SuiteDef, seed: u64, count: u64) -> Result<SuiteFiles, Vec
         parameters: serde_json::Map::new(),
         files: entries,
     };
-    Ok(SuiteFiles { manifest, files })
+    Ok(SuiteFiles {
+        manifest,
+        files,
+        directed_available: source.directed_count(),
+    })
 }
 
 /// The number of directed cases a suite opens with (what `--count` must reach to include
@@ -370,12 +377,12 @@ mod tests {
             (
                 "mac-bf16",
                 2500,
-                "e37f579c46dc3fbc31d854c9ccaa2fb2e615e4c6a3f257a3662ded5997d9bcba",
+                "c75cfcf01e33b81cb89d88c06622b012205564b00bde655cae34709e25e4949b",
             ),
             (
                 "mac-fp16",
                 2500,
-                "32410f199c80c07570d54c69d848f65af8aa1fa689bb897981565190c55e7c61",
+                "c7e4a00c4ee71799f5d1af82617c033aa7fd09da7567ac2d1faf4efb50b127e5",
             ),
             (
                 "gemm-int8",

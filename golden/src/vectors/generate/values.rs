@@ -178,14 +178,42 @@ pub fn product_of(
     significand_b: u64,
     exponent: i32,
 ) -> Option<(u32, u32)> {
-    // Candidate exponents of `a`'s factor, tried from a random starting point so that repeated
-    // calls spread the magnitude differently between the two operands.
-    let span = 2 * (format.bias + format.mantissa_bits as i32) + 4;
-    let low = -span / 2 - format.mantissa_bits as i32;
-    let start = rng.below(span as u64) as i32;
+    // `s × 2^e` (s odd or not) can only be representable when its last bit is at or above the
+    // smallest subnormal and its top bit at or below the largest binade; that bounds the
+    // exponent of `a`'s factor from both operands' sides before any trial encoding.
+    let bits = |s: u64| 64 - s.leading_zeros() as i32;
+    if significand_a == 0 || significand_b == 0 {
+        return None;
+    }
+    // Trailing zeros of a significand belong to its exponent.
+    let (tz_a, tz_b) = (
+        significand_a.trailing_zeros(),
+        significand_b.trailing_zeros(),
+    );
+    let (significand_a, significand_b) = (significand_a >> tz_a, significand_b >> tz_b);
+    let exponent = exponent + (tz_a + tz_b) as i32;
+    if significand_a == 0
+        || significand_b == 0
+        || bits(significand_a) > format.mantissa_bits as i32 + 1
+        || bits(significand_b) > format.mantissa_bits as i32 + 1
+    {
+        return None;
+    }
+    let lowest = 1 - format.bias - format.mantissa_bits as i32; // exponent of the smallest subnormal
+    let highest_top = format.bias; // exponent of the largest binade (IEEE formats)
+    let top = |s: u64| highest_top - (bits(s) - 1); // largest exponent keeping s × 2^e finite
+    let low = lowest.max(exponent - top(significand_b));
+    let high = top(significand_a).min(exponent - lowest);
+    if low > high {
+        return None;
+    }
+    // Tried from a random starting point, so that repeated calls spread the magnitude
+    // differently between the two operands.
+    let span = (high - low + 1) as u64;
+    let start = rng.below(span);
     let sign_a = rng.percent(50);
     for step in 0..span {
-        let ea = low + (start + step) % span;
+        let ea = low + ((start + step) % span) as i32;
         let a = exact(format, sign_a, significand_a, ea);
         let b = exact(format, sign_a != negative, significand_b, exponent - ea);
         if let (Some(a), Some(b)) = (a, b) {
@@ -237,6 +265,39 @@ mod tests {
         let (a, b) = product_of(BF16, &mut rng, false, 0x81, 0x7F, -20).unwrap();
         let p = f64::from(BF16.decode(a)) * f64::from(BF16.decode(b));
         assert_eq!(p, f64::from(0x81 * 0x7F) * 2f64.powi(-20));
+    }
+
+    /// The bounded search finds a split whenever any split exists (brute force over every
+    /// exponent), for both formats and assorted significands and target exponents.
+    #[test]
+    fn product_search_misses_nothing() {
+        let mut rng = SplitMix64::new(5);
+        for format in [BF16, FP16] {
+            for (sa, sb) in [
+                (1u64, 1u64),
+                (3, 1),
+                (0x81, 0x7F),
+                (0xFF, 0xFF),
+                (0x7FF, 0x401),
+                (0x3FF, 1),
+                (0x400, 0x401),
+                (0x80, 6),
+            ] {
+                for exponent in (-300..300).step_by(3) {
+                    let brute = (-400..400).any(|ea| {
+                        exact(format, false, sa, ea).is_some()
+                            && exact(format, false, sb, exponent - ea).is_some()
+                    });
+                    let found = product_of(format, &mut rng, false, sa, sb, exponent);
+                    assert_eq!(
+                        found.is_some(),
+                        brute,
+                        "{} {sa:#x}·{sb:#x}·2^{exponent}",
+                        format.name
+                    );
+                }
+            }
+        }
     }
 
     #[test]
