@@ -16,15 +16,15 @@ use crate::model::Model;
 pub trait Clocked {
     /// The model, to set and read ports between cycles.
     fn model(&mut self) -> &mut Model;
-    /// Runs one clock cycle.
-    fn cycle(&mut self) -> Result<(), SimError>;
+    /// Runs one clock cycle (for a bench: with the memory serving the AXI port).
+    fn step(&mut self) -> Result<(), SimError>;
 }
 
 impl Clocked for Model {
     fn model(&mut self) -> &mut Model {
         self
     }
-    fn cycle(&mut self) -> Result<(), SimError> {
+    fn step(&mut self) -> Result<(), SimError> {
         self.tick()
     }
 }
@@ -100,7 +100,7 @@ impl Bench {
     /// Runs `cycles` cycles.
     pub fn run(&mut self, cycles: u64) -> Result<(), SimError> {
         for _ in 0..cycles {
-            self.cycle()?;
+            self.step()?;
         }
         Ok(())
     }
@@ -111,7 +111,7 @@ impl Clocked for Bench {
         &mut self.model
     }
 
-    fn cycle(&mut self) -> Result<(), SimError> {
+    fn step(&mut self) -> Result<(), SimError> {
         let slave = self.memory.present();
         self.ports.drive(&mut self.model, slave);
         self.ports.sample(&mut self.model, &mut self.master);

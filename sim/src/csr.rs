@@ -108,7 +108,7 @@ impl CsrPort {
         model.set(self.addr, addr);
         model.set(self.wdata, u64::from(value));
         model.set(self.write, 1);
-        let result = target.cycle();
+        let result = target.step();
         target.model().set(self.write, 0);
         result
     }
@@ -119,7 +119,7 @@ impl CsrPort {
         let model = target.model();
         model.set(self.addr, addr);
         model.set(self.read, 1);
-        let result = target.cycle();
+        let result = target.step();
         let model = target.model();
         model.set(self.read, 0);
         result?;

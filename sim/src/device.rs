@@ -152,7 +152,7 @@ impl SimDevice {
         model.set(self.reset, 1);
         self.bench.memory_mut().reset_bus();
         for _ in 0..self.config.reset_cycles.max(1) {
-            self.bench.cycle()?;
+            self.bench.step()?;
         }
         self.bench.model_mut().set(self.reset, 0);
         Ok(())
@@ -297,7 +297,7 @@ impl Transport for SimDevice {
                     elapsed: started.elapsed(),
                 });
             }
-            if let Err(error) = self.bench.cycle() {
+            if let Err(error) = self.bench.step() {
                 return Err(self.fail(error));
             }
             waited += 1;

@@ -228,8 +228,13 @@ pub struct Model {
     library: Arc<VerilatedLibrary>,
     clock: Option<u32>,
     options: ModelOptions,
-    /// Whether the design has been evaluated since the last input change.
+    /// Whether the design has been evaluated, clock low, since the last input change (the next
+    /// tick may then go straight to the rising edge).
     settled: bool,
+    /// Whether outputs are up to date for reading: after an evaluation, or right after a tick
+    /// (whose rising-edge evaluation left them valid; the clock's fall changes no state of a
+    /// rising-edge design).
+    readable: bool,
     cycle: u64,
     /// A failure seen while settling for a read; reported by the next eval or tick.
     pending: i32,
@@ -281,6 +286,7 @@ impl Model {
             clock,
             options,
             settled: false,
+            readable: false,
             cycle: 0,
             pending: STATUS_OK,
             words: Vec::new(),
@@ -348,6 +354,7 @@ impl Model {
         let index = self.index(port);
         self.raw.set(index, value);
         self.settled = false;
+        self.readable = false;
     }
 
     /// Sets an input from 32-bit words, least significant first; missing words are zero,
@@ -356,6 +363,7 @@ impl Model {
         let index = self.index(port);
         self.raw.set_words(index, words);
         self.settled = false;
+        self.readable = false;
     }
 
     /// Sets an input from little-endian bytes (missing bytes are zero).
@@ -381,9 +389,10 @@ impl Model {
     /// combinational effects of new inputs). A failure is kept and reported by the next
     /// [`Model::eval`] or [`Model::tick`].
     fn settle_for_read(&mut self) {
-        if !self.settled {
+        if !self.readable {
             let status = self.raw.eval();
             self.settled = true;
+            self.readable = true;
             if self.pending == STATUS_OK {
                 self.pending = status;
             }
@@ -431,6 +440,7 @@ impl Model {
     pub fn eval(&mut self) -> Result<(), SimError> {
         let status = self.raw.eval();
         self.settled = true;
+        self.readable = true;
         let pending = std::mem::replace(&mut self.pending, STATUS_OK);
         self.check(if pending != STATUS_OK {
             pending
@@ -457,8 +467,9 @@ impl Model {
             return Ok(());
         }
         let status = self.raw.tick(clock, cycles, self.settled);
-        // The clock is left low without an evaluation: the next read or tick settles it.
+        // The clock is left low without an evaluation: the next tick settles it first.
         self.settled = false;
+        self.readable = true;
         // On a stop the shim leaves the loop early; the time tells how far it got.
         let done = if status == STATUS_OK {
             cycles

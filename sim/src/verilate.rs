@@ -19,6 +19,10 @@
 //!
 //! The cache folder is `$POCFORGE_SIM_CACHE` if set, else `$CARGO_TARGET_DIR/verilated`, else
 //! `target/verilated` in the workspace (or in the current directory for installed binaries).
+//!
+//! When `ccache` is installed (and `POCFORGE_NO_CCACHE` is not `1`), the C++ compiles go through
+//! it, with its store in `<default cache>/ccache` unless `CCACHE_DIR` is set: the Verilator
+//! runtime, compiled identically for every design, is then compiled once.
 
 use std::env;
 use std::fmt;
@@ -311,16 +315,30 @@ fn run_build(
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    // ccache, when installed, shares compiled objects between builds: the Verilator runtime is
+    // the same for every design and dominates the build time of small ones. It changes no
+    // output, so it is not part of the cache key.
+    let mut command = verilator.command();
+    let mut args = args.to_vec();
+    let use_ccache = !matches!(env::var("POCFORGE_NO_CCACHE").as_deref(), Ok("1"));
+    if use_ccache && crate::toolchain::on_path("ccache").is_some() {
+        args.splice(
+            0..0,
+            ["-MAKEFLAGS".to_owned(), "OBJCACHE=ccache".to_owned()],
+        );
+        if env::var_os("CCACHE_DIR").is_none() {
+            command.env("CCACHE_DIR", default_cache_dir().join("ccache"));
+        }
+    }
     let _ = writeln!(log, "$ verilator -j {jobs} {}", args.join(" "));
     let log_err = log
         .try_clone()
         .map_err(|e| SimError::io("duplicating the build log handle", e))?;
-    let status = verilator
-        .command()
+    let status = command
         .current_dir(tmp)
         .arg("-j")
         .arg(jobs.to_string())
-        .args(args)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))

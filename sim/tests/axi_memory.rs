@@ -59,7 +59,7 @@ impl Copy {
         let irq = self.bench.model_mut().output("irq").unwrap();
         let mut waited = 0;
         while self.bench.model_mut().get(irq) == 0 {
-            self.bench.cycle().unwrap();
+            self.bench.step().unwrap();
             waited += 1;
             assert!(waited < 20_000, "the copy did not finish");
         }
@@ -67,7 +67,7 @@ impl Copy {
         let cycles = self.read(CYCLES);
         // Clearing done drops the interrupt.
         self.write(STATUS, STATUS_DONE | STATUS_READ_ERROR | STATUS_WRITE_ERROR);
-        self.bench.cycle().unwrap();
+        self.bench.step().unwrap();
         assert_eq!(self.bench.model_mut().get(irq), 0);
         (status, cycles)
     }
