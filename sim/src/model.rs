@@ -308,7 +308,8 @@ impl Model {
         &self.library.ports
     }
 
-    /// Looks up an input port by its Verilog name.
+    /// Looks up an input port by its Verilog name. The handle works with every model of the
+    /// same library; using it with a model of another library is a bug and panics.
     pub fn input(&self, name: &str) -> Result<InputPort, SimError> {
         let (index, width) = self.library.port(name, Direction::Input)?;
         Ok(InputPort {

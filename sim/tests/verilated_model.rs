@@ -219,7 +219,7 @@ fn tracing_writes_a_vcd_file() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(12, 200), ..ProptestConfig::default() })]
 
     #[test]
     fn matches_the_reference_on_random_stimulus(

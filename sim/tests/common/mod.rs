@@ -4,12 +4,21 @@
 pub mod accumulator;
 pub mod axi_copy;
 
+/// Property-test cases: a few by default, many with `POCFORGE_FULL=1`.
+pub fn cases(default: u32, full: u32) -> u32 {
+    if std::env::var("POCFORGE_FULL").as_deref() == Ok("1") {
+        full
+    } else {
+        default
+    }
+}
+
 use std::path::PathBuf;
 
-/// A fresh folder for one test under the system temp dir. Folders of earlier test processes
+/// A fresh folder for one test under Cargo's `target/tmp`. Folders of earlier test processes
 /// that are gone are removed first, so runs do not pile up.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join("pocforge-sim-tests");
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sim-tests");
     if let Ok(entries) = std::fs::read_dir(&root) {
         for entry in entries.flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
