@@ -154,6 +154,17 @@ fn is_data_file_name(name: &str) -> bool {
 
 /// Generates `count` cases of suite `def` from `seed`.
 pub fn generate(def: &SuiteDef, seed: u64, count: u64) -> Result<SuiteFiles, VectorError> {
+    generate_with_file_limit(def, seed, count, FILE_PAYLOAD_LIMIT)
+}
+
+/// [`generate`] with a chosen data-file size limit (tests use small ones to exercise suites of
+/// many files).
+fn generate_with_file_limit(
+    def: &SuiteDef,
+    seed: u64,
+    count: u64,
+    file_payload_limit: usize,
+) -> Result<SuiteFiles, VectorError> {
     if count == 0 {
         return Err(VectorError::Invalid(
             "--count must be at least 1: a suite needs cases".into(),
@@ -204,7 +215,7 @@ pub fn generate(def: &SuiteDef, seed: u64, count: u64) -> Result<SuiteFiles, Vec
             case.c.as_deref(),
             &d,
         );
-        if builder.payload_bytes() >= FILE_PAYLOAD_LIMIT {
+        if builder.payload_bytes() >= file_payload_limit {
             flush(std::mem::take(&mut builder), &mut first_case);
         }
     }
@@ -422,6 +433,44 @@ mod tests {
         );
         assert_eq!(random_gemm_inputs(&spec, 1), (a.clone(), b, c));
         assert_ne!(random_gemm_inputs(&spec, 2).0, a);
+    }
+
+    #[test]
+    fn suites_of_many_files_hold_the_same_cases() {
+        let def = find_suite("gemm-int8").unwrap();
+        let one = generate(def, 8, 120).unwrap();
+        let many = generate_with_file_limit(def, 8, 120, 20_000).unwrap();
+        assert_eq!(one.files.len(), 1);
+        assert!(many.files.len() > 5, "{} files", many.files.len());
+        let names: Vec<&str> = many.files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(
+            names[..2],
+            ["cases-00000.safetensors", "cases-00001.safetensors"]
+        );
+        let (one, many) = (one.open().unwrap(), many.open().unwrap());
+        for (x, y) in one.cases().zip(many.cases()) {
+            let (Case::Gemm(x), Case::Gemm(y)) = (x, y);
+            assert_eq!(
+                (x.index, x.spec, x.a, x.b, x.c, x.expected),
+                (y.index, y.spec, y.a, y.b, y.c, y.expected)
+            );
+        }
+        assert_eq!(many.cases().count(), 120);
+        for index in [0, 1, 57, 119] {
+            assert_eq!(many.case(index).unwrap().index(), index);
+            assert_eq!(
+                many.case(index).unwrap().expected(),
+                one.case(index).unwrap().expected()
+            );
+        }
+        assert!(many.case(120).is_none());
+        let report = many
+            .check(
+                &crate::vectors::engine::run_suite(&many, "t"),
+                &Default::default(),
+            )
+            .unwrap();
+        assert!(report.passed(), "{report}");
     }
 
     #[test]
