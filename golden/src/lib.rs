@@ -13,3 +13,4 @@
 pub mod gemm;
 pub mod numerics;
 pub mod poc;
+pub mod vectors;

@@ -1,25 +1,23 @@
 //! `golden`: the PoCForge golden model on the command line.
+//!
+//! Exit codes: 0 everything matched (or the command succeeded), 1 a comparison found
+//! mismatches, 2 bad usage, bad input or corrupt files (the message says which).
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-/// The PoCForge golden model: the bit-exact reference every device is checked against.
-#[derive(Parser, Debug)]
-#[command(name = "golden", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use clap::Parser;
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// The network's Proof of Compute: compute, validate and export (see docs/poc.md).
-    Poc(cli::poc::PocArgs),
-}
-
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Poc(args) => cli::poc::run(args),
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits with code 2 (and 0 for --help/--version).
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
+        Ok(cli::Outcome::Mismatch) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
     }
 }

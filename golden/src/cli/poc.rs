@@ -24,6 +24,8 @@ use golden::poc::model::{ModelSource, ModelSpec};
 use golden::poc::validate::{self, StatTest};
 use golden::poc::{Artifact, Engine, Round, RoundParams};
 
+use super::Outcome;
+
 /// `golden poc`: computes artifacts (default) or runs a subcommand.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -166,18 +168,20 @@ impl DtypeArg {
     }
 }
 
-/// Runs `golden poc …`.
-pub fn run(args: PocArgs) -> Result<()> {
+/// Runs `golden poc …`. `validate` ends in [`Outcome::Mismatch`] (exit code 1) when it finds
+/// fraud (or, in hash mode, any rejected share).
+pub fn run(args: PocArgs) -> Result<Outcome> {
     match args.action {
         Some(PocAction::Validate(v)) => run_validate(v),
-        Some(PocAction::Export(e)) => run_export(e),
+        Some(PocAction::Export(e)) => run_export(e).map(|()| Outcome::Success),
         None => run_generate(
             &args.round,
             args.nonces.as_deref().unwrap_or_default(),
             args.json,
             args.hash_difficulty,
             args.bench,
-        ),
+        )
+        .map(|()| Outcome::Success),
     }
 }
 
@@ -301,12 +305,12 @@ fn run_generate(
         if let Some(d) = difficulty {
             out["hash"] = json!({"difficulty": d, "scheme": hash::SCHEME});
         }
-        println!("{out}");
+        say!("{out}");
     } else {
         for (a, share) in &shown {
             match share {
-                Some(s) => println!("{} {} {s}", a.nonce, a.vector_b64()),
-                None => println!("{} {}", a.nonce, a.vector_b64()),
+                Some(s) => say!("{} {} {s}", a.nonce, a.vector_b64()),
+                None => say!("{} {}", a.nonce, a.vector_b64()),
             }
         }
     }
@@ -366,7 +370,7 @@ fn read_submission(input: &str) -> Result<Vec<(u64, String)>> {
         .collect()
 }
 
-fn run_validate(args: ValidateArgs) -> Result<()> {
+fn run_validate(args: ValidateArgs) -> Result<Outcome> {
     let submitted = read_submission(&args.input)?;
     let mut p = prepare(&args.round)?;
     let nonces: Vec<u64> = submitted.iter().map(|(n, _)| *n).collect();
@@ -395,8 +399,12 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             "rejections": rejections,
             "hash": {"difficulty": difficulty, "scheme": hash::SCHEME},
         });
-        println!("{out}");
-        return Ok(());
+        say!("{out}");
+        return Ok(if rejections.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Mismatch
+        });
     }
     let test = StatTest {
         dist_threshold: args.dist_threshold,
@@ -411,7 +419,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         .map(|(n, _)| *n)
         .collect();
     let v = validate::verdict(submitted.len() as u64, mismatches, &test);
-    println!(
+    say!(
         "{}",
         json!({
             "n_total": v.n_total,
@@ -421,7 +429,11 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             "fraud_detected": v.fraud_detected,
         })
     );
-    Ok(())
+    Ok(if v.fraud_detected {
+        Outcome::Mismatch
+    } else {
+        Outcome::Success
+    })
 }
 
 fn run_export(args: ExportArgs) -> Result<()> {
