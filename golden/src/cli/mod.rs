@@ -53,7 +53,7 @@ enum Command {
     Gemm(gemm::Args),
     /// The network's Proof of Compute: compute artifacts, validate a batch, export a model
     /// (docs/poc.md).
-    Poc(poc::PocArgs),
+    Poc(Box<poc::PocArgs>),
 }
 
 /// How a successful command ended.
@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Vectors(args) => vectors::run(args),
         Command::Gemm(args) => gemm::run(args),
-        Command::Poc(args) => poc::run(args),
+        Command::Poc(args) => poc::run(*args),
     }
 }
 
