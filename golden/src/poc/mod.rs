@@ -26,6 +26,7 @@ pub mod hash;
 pub mod inputs;
 pub mod math;
 pub mod model;
+pub mod record;
 pub mod rng;
 pub mod safetensors;
 pub mod validate;

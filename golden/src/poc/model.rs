@@ -190,6 +190,12 @@ impl SyntheticModel {
         }
     }
 
+    /// The same model with another dtype (weights and activations).
+    pub fn with_dtype(mut self, dtype: super::config::Dtype) -> Self {
+        self.config.dtype = dtype;
+        self
+    }
+
     /// The preset.
     pub fn preset(&self) -> Preset {
         self.preset
