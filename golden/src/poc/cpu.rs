@@ -112,12 +112,7 @@ impl MatmulDevice for CpuDevice {
     fn upload_weight(&mut self, w: &WeightUpload<'_>) -> Result<WeightHandle, DeviceError> {
         check_upload(&self.describe(), w)?;
         // The contract's B is K×N; the upload is its transpose.
-        let mut b = vec![0u16; w.k * w.n];
-        for (j, row) in w.bt.chunks_exact(w.k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                b[kk * w.n + j] = v;
-            }
-        }
+        let b = super::device::transpose_upload(w);
         let packed = operand(w.precision, &b, w.k, w.n)
             .and_then(PackedB::new)
             .map_err(|e| self.error(e))?;

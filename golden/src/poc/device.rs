@@ -273,3 +273,25 @@ impl<T: MatmulDevice + ?Sized> MatmulDevice for Box<T> {
         (**self).matmul_batch(spec, a, b, d)
     }
 }
+
+/// The contract's `B` (`K×N`, row-major) from an upload's transposed `bt` (`N×K`), in bands of
+/// rows spread over rayon's threads (a plain strided loop is several times slower on large
+/// weights).
+pub fn transpose_upload(w: &WeightUpload<'_>) -> Vec<u16> {
+    use rayon::prelude::*;
+    const BAND: usize = 64;
+    let (k, n) = (w.k, w.n);
+    let mut b = vec![0u16; k * n];
+    b.par_chunks_mut(BAND * n)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            let k0 = band * BAND;
+            let height = rows.len() / n;
+            for (j, source) in w.bt.chunks_exact(k).enumerate() {
+                for (r, &v) in source[k0..k0 + height].iter().enumerate() {
+                    rows[r * n + j] = v;
+                }
+            }
+        });
+    b
+}

@@ -271,9 +271,12 @@ impl<D: MatmulDevice> Engine<D> {
         let mut out = Vec::with_capacity(nonces.len());
         for batch in nonces.chunks(batch_size.max(1)) {
             let hidden = self.hidden_states(round, batch)?;
+            // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
+            let start = Instant::now();
             for (&nonce, h) in batch.iter().zip(&hidden) {
                 out.extend(artifact_from_hidden(round, nonce, h));
             }
+            self.timing.total += start.elapsed();
         }
         Ok(out)
     }

@@ -87,12 +87,7 @@ impl<D: MatmulDevice> MatmulDevice for RecordingDevice<D> {
 
     fn upload_weight(&mut self, w: &WeightUpload<'_>) -> Result<WeightHandle, DeviceError> {
         let handle = self.inner.upload_weight(w)?;
-        let mut b = vec![0u16; w.k * w.n];
-        for (j, row) in w.bt.chunks_exact(w.k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                b[kk * w.n + j] = v;
-            }
-        }
+        let b = super::device::transpose_upload(w);
         self.weights.insert(
             handle,
             RecordedWeight {
