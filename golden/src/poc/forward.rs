@@ -865,6 +865,18 @@ mod tests {
         }
     }
 
+    /// A pinned artifact: any change to seeds, weights, rounding points or encoding shows here
+    /// (and must then be deliberate, with the conformance generator version bumped).
+    #[test]
+    fn artifact_bits_are_pinned() {
+        let model = SyntheticModel::new(Preset::find("tiny").unwrap(), "abc", 2);
+        let round = Round::new(RoundParams::new("abc", "pk", 16), model.config()).unwrap();
+        let mut e = Engine::load(&model, CpuDevice::new(2)).unwrap();
+        let a = e.artifacts(&round, &[0, 3], 2).unwrap();
+        assert_eq!(a[0].vector_b64(), "XbDPNkO2+quluGgyqis+MDguCq9wtCE2");
+        assert_eq!(a[1].vector_b64(), "3jQYpGu2ObGxs/g3KrLuMRIy/LVMsrg1");
+    }
+
     #[test]
     fn different_nonces_and_keys_give_different_artifacts() {
         let (model, round) = tiny();

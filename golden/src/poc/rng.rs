@@ -248,6 +248,22 @@ mod tests {
         assert_eq!(mix(u32::MAX, 0xdead_beef), 0x29b1_bdcb);
     }
 
+    /// Values from the independent NumPy implementation (`tests/python/poc_numpy.py`):
+    /// `seed32("pin")`, `uniform(seed, 4)` exactly, and `normal(seed, 5)` (NumPy's `f64` libm, so
+    /// equal to within one `f32` ulp).
+    #[test]
+    fn values_agree_with_the_numpy_implementation() {
+        let seed = seed32("pin");
+        assert_eq!(seed, 0x64f4_6a75);
+        let u: Vec<u32> = uniform(seed, 4).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(u, [0x3e3a_928a, 0x3eea_f47d, 0x3e08_6a2f, 0x3f38_5d5a]);
+        let numpy = [0xbeb0_061du32, 0x3f9f_2557, 0xbfb5_65c1, 0xbfe8_11a5, 0x3de0_562d];
+        for (ours, theirs) in normal(seed, 5).iter().zip(numpy) {
+            let diff = (ours.to_bits() as i64 - i64::from(theirs)).abs();
+            assert!(diff <= 1, "{:#x} vs {theirs:#x}", ours.to_bits());
+        }
+    }
+
     #[test]
     fn uniform_rounds_to_nearest_and_can_reach_one() {
         // u32::MAX rounds to 2^32 as f32, so the uniform value is exactly 1.0.
