@@ -1,0 +1,278 @@
+//! GEMM throughput: the golden fast GEMM (bf16, fp16, int8; every kernel family this CPU has)
+//! against the f32 GEMM of BLAS-class crates, at the same thread count, in one process.
+//!
+//! `cargo bench -p bench --bench gemm` runs the criterion benchmarks (throughput is reported in
+//! elements/s where one element is one floating-point operation, so `Gelem/s` = GFLOP/s), then
+//! a *paired* summary at M = N = K = 1024: every contender runs once per round, in rotation,
+//! and keeps its best round, so that load from elsewhere on a shared machine hits all alike.
+//! The summary prints GFLOP/s and the ratios that docs/benchmarks.md reports.
+//!
+//! Environment: `GEMM_BENCH=summary` skips criterion and prints only the paired summary;
+//! `GEMM_BENCH=criterion` skips the summary.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bench::{bf16_values, fp16_values, gemm_flops, i8_values, paired_best};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use golden::gemm::fast::{
+    available, gemm_packed, Isa, MatMut, MatRef, Operand, Options, Output, PackedB, Prior,
+};
+use golden::numerics::float::bf16_to_f32;
+
+/// One problem size with inputs in every precision (the same values as far as formats allow).
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_bf16: Vec<u16>,
+    a_fp16: Vec<u16>,
+    a_i8: Vec<i8>,
+    a_f32: Vec<f32>,
+    b_f32: Vec<f32>,
+    packed_bf16: PackedB,
+    packed_fp16: PackedB,
+    packed_i8: PackedB,
+}
+
+impl Problem {
+    fn new(m: usize, n: usize, k: usize) -> Self {
+        let a_bf16 = bf16_values(m * k, 1);
+        let b_bf16 = bf16_values(k * n, 2);
+        let a_fp16 = fp16_values(m * k, 3);
+        let b_fp16 = fp16_values(k * n, 4);
+        let a_i8 = i8_values(m * k, 5);
+        let b_i8 = i8_values(k * n, 6);
+        let pack = |b| PackedB::new(b).expect("valid benchmark shapes");
+        Problem {
+            m,
+            n,
+            k,
+            a_f32: a_bf16.iter().map(|&x| bf16_to_f32(x)).collect(),
+            b_f32: b_bf16.iter().map(|&x| bf16_to_f32(x)).collect(),
+            packed_bf16: pack(Operand::Bf16(MatRef::dense(&b_bf16, k, n).unwrap())),
+            packed_fp16: pack(Operand::Fp16(MatRef::dense(&b_fp16, k, n).unwrap())),
+            packed_i8: pack(Operand::Int8(MatRef::dense(&b_i8, k, n).unwrap())),
+            a_bf16,
+            a_fp16,
+            a_i8,
+        }
+    }
+
+    fn flops(&self) -> f64 {
+        gemm_flops(self.m, self.n, self.k)
+    }
+
+    fn label(&self) -> String {
+        format!("{}x{}x{}", self.m, self.n, self.k)
+    }
+
+    /// f32 GEMM of the `gemm` crate (row-major, no accumulation), `threads` rayon threads.
+    fn gemm_crate_f32(&self, threads: usize, out: &mut [f32]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        assert!(out.len() == m * n && self.a_f32.len() == m * k && self.b_f32.len() == k * n);
+        let parallelism = if threads == 1 {
+            gemm::Parallelism::None
+        } else {
+            gemm::Parallelism::Rayon(threads)
+        };
+        // SAFETY: the three buffers are dense row-major m×n, m×k and k×n (asserted above), so
+        // every (row stride, column stride) = (columns, 1) address is in bounds; `out` is
+        // exclusively borrowed and does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                self.a_f32.as_ptr(),
+                1,
+                k as isize,
+                self.b_f32.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+
+    /// f32 GEMM of the `matrixmultiply` crate (single-threaded: its thread count is fixed per
+    /// process by an environment variable).
+    fn matrixmultiply_f32(&self, out: &mut [f32]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        assert!(out.len() == m * n && self.a_f32.len() == m * k && self.b_f32.len() == k * n);
+        // SAFETY: as in `gemm_crate_f32`: dense row-major buffers of the stated shapes.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                self.a_f32.as_ptr(),
+                k as isize,
+                1,
+                self.b_f32.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                out.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+
+    fn golden_float(&self, fp16: bool, isa: Isa, threads: usize, out: &mut [f32]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let (a, packed) = if fp16 {
+            let a = MatRef::dense(&self.a_fp16, m, k).unwrap();
+            (Operand::Fp16(a), &self.packed_fp16)
+        } else {
+            let a = MatRef::dense(&self.a_bf16, m, k).unwrap();
+            (Operand::Bf16(a), &self.packed_bf16)
+        };
+        let out = Output::F32(MatMut::dense(out, m, n).unwrap());
+        gemm_packed(a, packed, Prior::Zero, out, Options { isa, threads }).unwrap();
+    }
+
+    fn golden_int8(&self, isa: Isa, threads: usize, out: &mut [i32]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a = Operand::Int8(MatRef::dense(&self.a_i8, m, k).unwrap());
+        let out = Output::I32(MatMut::dense(out, m, n).unwrap());
+        gemm_packed(
+            a,
+            &self.packed_i8,
+            Prior::Zero,
+            out,
+            Options { isa, threads },
+        )
+        .unwrap();
+    }
+}
+
+/// Thread counts to compare: 1, and every core rayon's pool has (if more than one).
+fn thread_counts() -> Vec<usize> {
+    let all = rayon::current_num_threads();
+    if all > 1 {
+        vec![1, all]
+    } else {
+        vec![1]
+    }
+}
+
+fn criterion_benches(c: &mut Criterion) {
+    for size in [256, 512, 1024] {
+        let p = Problem::new(size, size, size);
+        let mut out_f32 = vec![0f32; size * size];
+        let mut out_i32 = vec![0i32; size * size];
+        for threads in thread_counts() {
+            let mut group = c.benchmark_group(format!("gemm/{}/t{threads}", p.label()));
+            group.throughput(Throughput::Elements(p.flops() as u64));
+            if size >= 1024 {
+                group.sample_size(10);
+                group.warm_up_time(Duration::from_secs(1));
+                group.measurement_time(Duration::from_secs(4));
+            }
+            group.bench_function("f32/gemm-crate", |bencher| {
+                bencher.iter(|| p.gemm_crate_f32(threads, black_box(&mut out_f32)))
+            });
+            if threads == 1 {
+                group.bench_function("f32/matrixmultiply", |bencher| {
+                    bencher.iter(|| p.matrixmultiply_f32(black_box(&mut out_f32)))
+                });
+            }
+            for &isa in available() {
+                // The portable kernels are a correctness fallback; time them on small sizes.
+                if isa == Isa::Portable && size > 256 {
+                    continue;
+                }
+                for (name, fp16) in [("bf16", false), ("fp16", true)] {
+                    let id = BenchmarkId::new(format!("{name}/golden"), isa);
+                    group.bench_function(id, |bencher| {
+                        bencher.iter(|| p.golden_float(fp16, isa, threads, black_box(&mut out_f32)))
+                    });
+                }
+                let id = BenchmarkId::new("int8/golden", isa);
+                group.bench_function(id, |bencher| {
+                    bencher.iter(|| p.golden_int8(isa, threads, black_box(&mut out_i32)))
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+/// The paired summary at 1024³: GFLOP/s of every contender and the ratios behind the targets
+/// (fast bf16/fp16 ≥ 70 % of the f32 baseline, int8 ≥ 2× bf16).
+fn paired_summary() {
+    let size = 1024;
+    let p = Problem::new(size, size, size);
+    let isa = golden::gemm::fast::best();
+    let rounds = 7;
+    println!(
+        "\n## Paired summary, M = N = K = {size}, kernel family {isa}, best of {rounds} rounds"
+    );
+    for threads in thread_counts() {
+        let mut out_f32 = vec![0f32; size * size];
+        let mut out_i32 = vec![0i32; size * size];
+        let out = std::cell::RefCell::new((&mut out_f32, &mut out_i32));
+        let names = [
+            "f32 gemm crate",
+            "f32 matrixmultiply (1 thread)",
+            "bf16 golden",
+            "fp16 golden",
+            "int8 golden",
+        ];
+        let times = paired_best(
+            rounds,
+            &mut [
+                &mut || p.gemm_crate_f32(threads, out.borrow_mut().0),
+                &mut || p.matrixmultiply_f32(out.borrow_mut().0),
+                &mut || p.golden_float(false, isa, threads, out.borrow_mut().0),
+                &mut || p.golden_float(true, isa, threads, out.borrow_mut().0),
+                &mut || p.golden_int8(isa, threads, out.borrow_mut().1),
+            ],
+        );
+        let gflops: Vec<f64> = times
+            .iter()
+            .map(|t| p.flops() / t.as_secs_f64() / 1e9)
+            .collect();
+        println!("\n### {threads} thread(s)\n");
+        println!("| contender | best time | GFLOP/s |");
+        println!("|---|---:|---:|");
+        for ((name, time), rate) in names.iter().zip(&times).zip(&gflops) {
+            println!(
+                "| {name} | {:.2} ms | {rate:.1} |",
+                time.as_secs_f64() * 1e3
+            );
+        }
+        let baseline = gflops[0].max(gflops[1]);
+        println!();
+        println!("- bf16 / best f32 baseline: {:.2}", gflops[2] / baseline);
+        println!("- fp16 / best f32 baseline: {:.2}", gflops[3] / baseline);
+        println!("- int8 / bf16: {:.2}", gflops[4] / gflops[2]);
+        // Keep the outputs observable so nothing is optimised away.
+        let (f, i) = &*out.borrow();
+        black_box((f[0], i[0]));
+    }
+}
+
+fn main() {
+    let mode = std::env::var("GEMM_BENCH").unwrap_or_default();
+    if mode != "summary" {
+        let mut criterion = Criterion::default().configure_from_args();
+        criterion_benches(&mut criterion);
+        criterion.final_summary();
+    }
+    if mode != "criterion" {
+        paired_summary();
+    }
+}

@@ -1,0 +1,108 @@
+//! Shared helpers for the PoCForge benchmarks (`cargo bench -p bench`).
+//!
+//! Benchmarks on a shared, noisy machine are only meaningful as *ratios* against a baseline
+//! measured in the same process at the same time. [`paired_best`] runs several contenders in
+//! rotation, round after round, so that a burst of load from elsewhere hits all of them alike,
+//! and keeps each contender's best round.
+
+use std::time::{Duration, Instant};
+
+/// A small deterministic generator (xorshift64*), so inputs are the same on every run and
+/// no random-number crate is needed.
+#[derive(Clone, Debug)]
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    /// A generator from a non-zero seed (zero is replaced by a fixed constant).
+    pub fn new(seed: u64) -> Self {
+        Xorshift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A uniform `f32` in `[-1, 1)`.
+    pub fn next_unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// `len` bfloat16 values in `[-1, 1)` (raw bits), rounded to nearest even.
+pub fn bf16_values(len: usize, seed: u64) -> Vec<u16> {
+    let mut rng = Xorshift::new(seed);
+    (0..len)
+        .map(|_| golden::numerics::float::f32_to_bf16_rne(rng.next_unit()))
+        .collect()
+}
+
+/// `len` IEEE binary16 values in `[-1, 1)` (raw bits), rounded to nearest even.
+pub fn fp16_values(len: usize, seed: u64) -> Vec<u16> {
+    let mut rng = Xorshift::new(seed);
+    (0..len)
+        .map(|_| golden::numerics::float::f32_to_fp16_rne(rng.next_unit()))
+        .collect()
+}
+
+/// `len` uniformly random `i8` values.
+pub fn i8_values(len: usize, seed: u64) -> Vec<i8> {
+    let mut rng = Xorshift::new(seed);
+    (0..len).map(|_| (rng.next_u64() >> 56) as i8).collect()
+}
+
+/// Floating-point operations of an `m×n×k` GEMM (one multiply and one add per MAC).
+pub fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
+    2.0 * m as f64 * n as f64 * k as f64
+}
+
+/// Runs every contender once per round, in rotation, for `rounds` rounds (after one warm-up
+/// round), and returns each contender's fastest round.
+pub fn paired_best(rounds: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; contenders.len()];
+    for round in 0..=rounds {
+        for (i, run) in contenders.iter_mut().enumerate() {
+            let start = Instant::now();
+            run();
+            let elapsed = start.elapsed();
+            if round > 0 {
+                best[i] = best[i].min(elapsed);
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generators_are_deterministic_and_in_range() {
+        assert_eq!(bf16_values(5, 1), bf16_values(5, 1));
+        assert_ne!(bf16_values(5, 1), bf16_values(5, 2));
+        let mut rng = Xorshift::new(0);
+        for _ in 0..1000 {
+            let x = rng.next_unit();
+            assert!((-1.0..1.0).contains(&x), "{x}");
+        }
+        let v = i8_values(4096, 3);
+        assert!(v.contains(&-128) && v.contains(&127));
+    }
+
+    #[test]
+    fn paired_best_runs_every_contender_each_round() {
+        let (mut a, mut b) = (0, 0);
+        let times = paired_best(3, &mut [&mut || a += 1, &mut || b += 1]);
+        assert_eq!((a, b, times.len()), (4, 4, 2));
+    }
+}
