@@ -216,7 +216,7 @@ fn paired_summary() {
     let size = 1024;
     let p = Problem::new(size, size, size);
     let isa = golden::gemm::fast::best();
-    let rounds = 7;
+    let rounds = 15;
     println!(
         "\n## Paired summary, M = N = K = {size}, kernel family {isa}, best of {rounds} rounds"
     );
