@@ -7,13 +7,18 @@
 //! and keeps its best round, so that load from elsewhere on a shared machine hits all alike.
 //! The summary prints GFLOP/s and the ratios that docs/benchmarks.md reports.
 //!
+//! Single-threaded contenders are timed by the calling thread's CPU time (criterion and the
+//! summary alike): on a machine shared with other work, wall-clock time mostly measures how
+//! long the thread waited for a core. Multi-threaded contenders are timed by wall-clock time.
+//!
 //! Environment: `GEMM_BENCH=summary` skips criterion and prints only the paired summary;
 //! `GEMM_BENCH=criterion` skips the summary.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use bench::{bf16_values, fp16_values, gemm_flops, i8_values, paired_best};
+use bench::{bf16_values, fp16_values, gemm_flops, i8_values, paired_best, thread_cpu_time, Best};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use golden::gemm::fast::{
     available, gemm_packed, Isa, MatMut, MatRef, Operand, Options, Output, PackedB, Prior,
@@ -158,6 +163,85 @@ impl Problem {
     }
 }
 
+/// Criterion measurement of the calling thread's CPU time (see [`bench::thread_cpu_time`]),
+/// for single-threaded contenders: it leaves out the time the thread waited for a core, which
+/// on a shared machine is most of the noise. Falls back to wall-clock time where the platform
+/// has no per-thread clock.
+struct ThreadCpu;
+
+impl ThreadCpu {
+    fn now() -> Duration {
+        thread_cpu_time().unwrap_or_else(|| {
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            START.get_or_init(std::time::Instant::now).elapsed()
+        })
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuTimeFormatter
+    }
+}
+
+/// Formats nanoseconds of CPU time, and throughputs per CPU second.
+struct CpuTimeFormatter;
+
+impl ValueFormatter for CpuTimeFormatter {
+    fn scale_values(&self, typical_ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical_ns < 1e3 {
+            (1.0, "ns cpu")
+        } else if typical_ns < 1e6 {
+            (1e-3, "µs cpu")
+        } else if typical_ns < 1e9 {
+            (1e-6, "ms cpu")
+        } else {
+            (1e-9, "s cpu")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical_ns: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let (per_iteration, unit) = match *throughput {
+            Throughput::Elements(e) | Throughput::ElementsAndBytes { elements: e, .. } => {
+                (e as f64, "Gelem/s")
+            }
+            Throughput::Bytes(b) | Throughput::BytesDecimal(b) => (b as f64, "GB/s"),
+            Throughput::Bits(b) => (b as f64, "Gb/s"),
+        };
+        values.iter_mut().for_each(|v| *v = per_iteration / *v); // per ns = G per s
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
 /// Thread counts to compare: 1, and every core rayon's pool has (if more than one).
 fn thread_counts() -> Vec<usize> {
     let all = rayon::current_num_threads();
@@ -168,55 +252,56 @@ fn thread_counts() -> Vec<usize> {
     }
 }
 
-fn criterion_benches(c: &mut Criterion) {
+/// The criterion benchmarks of one thread count: single-threaded ones measure the thread's
+/// CPU time, multi-threaded ones wall-clock time.
+fn criterion_benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
     for size in [256, 512, 1024] {
         let p = Problem::new(size, size, size);
         let mut out_f32 = vec![0f32; size * size];
         let mut out_i32 = vec![0i32; size * size];
-        for threads in thread_counts() {
-            let mut group = c.benchmark_group(format!("gemm/{}/t{threads}", p.label()));
-            group.throughput(Throughput::Elements(p.flops() as u64));
-            if size >= 1024 {
-                group.sample_size(10);
-                group.warm_up_time(Duration::from_secs(1));
-                group.measurement_time(Duration::from_secs(4));
-            }
-            group.bench_function("f32/gemm-crate", |bencher| {
-                bencher.iter(|| p.gemm_crate_f32(threads, black_box(&mut out_f32)))
-            });
-            if threads == 1 {
-                group.bench_function("f32/matrixmultiply", |bencher| {
-                    bencher.iter(|| p.matrixmultiply_f32(black_box(&mut out_f32)))
-                });
-            }
-            for &isa in available() {
-                // The portable kernels are a correctness fallback; time them on small sizes.
-                if isa == Isa::Portable && size > 256 {
-                    continue;
-                }
-                for (name, fp16) in [("bf16", false), ("fp16", true)] {
-                    let id = BenchmarkId::new(format!("{name}/golden"), isa);
-                    group.bench_function(id, |bencher| {
-                        bencher.iter(|| p.golden_float(fp16, isa, threads, black_box(&mut out_f32)))
-                    });
-                }
-                let id = BenchmarkId::new("int8/golden", isa);
-                group.bench_function(id, |bencher| {
-                    bencher.iter(|| p.golden_int8(isa, threads, black_box(&mut out_i32)))
-                });
-            }
-            group.finish();
+        let mut group = c.benchmark_group(format!("gemm/{}/t{threads}", p.label()));
+        group.throughput(Throughput::Elements(p.flops() as u64));
+        if size >= 1024 {
+            group.sample_size(10);
+            group.warm_up_time(Duration::from_secs(1));
+            group.measurement_time(Duration::from_secs(4));
         }
+        group.bench_function("f32/gemm-crate", |bencher| {
+            bencher.iter(|| p.gemm_crate_f32(threads, black_box(&mut out_f32)))
+        });
+        if threads == 1 {
+            group.bench_function("f32/matrixmultiply", |bencher| {
+                bencher.iter(|| p.matrixmultiply_f32(black_box(&mut out_f32)))
+            });
+        }
+        for &isa in available() {
+            // The portable kernels are a correctness fallback; time them on small sizes.
+            if isa == Isa::Portable && size > 256 {
+                continue;
+            }
+            for (name, fp16) in [("bf16", false), ("fp16", true)] {
+                let id = BenchmarkId::new(format!("{name}/golden"), isa);
+                group.bench_function(id, |bencher| {
+                    bencher.iter(|| p.golden_float(fp16, isa, threads, black_box(&mut out_f32)))
+                });
+            }
+            let id = BenchmarkId::new("int8/golden", isa);
+            group.bench_function(id, |bencher| {
+                bencher.iter(|| p.golden_int8(isa, threads, black_box(&mut out_i32)))
+            });
+        }
+        group.finish();
     }
 }
 
 /// The paired summary at 1024³: GFLOP/s of every contender and the ratios behind the targets
-/// (fast bf16/fp16 ≥ 70 % of the f32 baseline, int8 ≥ 2× bf16).
+/// (fast bf16/fp16 ≥ 70 % of the f32 baseline, int8 ≥ 2× bf16). Single-threaded rates use
+/// the calling thread's CPU time (see [`bench::thread_cpu_time`]).
 fn paired_summary() {
     let size = 1024;
     let p = Problem::new(size, size, size);
     let isa = golden::gemm::fast::best();
-    let rounds = 15;
+    let rounds = 21;
     println!(
         "\n## Paired summary, M = N = K = {size}, kernel family {isa}, best of {rounds} rounds"
     );
@@ -241,23 +326,43 @@ fn paired_summary() {
                 &mut || p.golden_int8(isa, threads, out.borrow_mut().1),
             ],
         );
-        let gflops: Vec<f64> = times
-            .iter()
-            .map(|t| p.flops() / t.as_secs_f64() / 1e9)
-            .collect();
-        println!("\n### {threads} thread(s)\n");
-        println!("| contender | best time | GFLOP/s |");
-        println!("|---|---:|---:|");
+        // One thread: the calling thread's CPU time, which leaves out the time it waited for a
+        // core on a shared machine. More threads: wall-clock time (the only fair measure).
+        let single = threads == 1;
+        let seconds = |best: &Best| {
+            if single && best.thread_cpu != Duration::MAX {
+                best.thread_cpu.as_secs_f64()
+            } else {
+                best.wall.as_secs_f64()
+            }
+        };
+        let gflops: Vec<f64> = times.iter().map(|t| p.flops() / seconds(t) / 1e9).collect();
+        let clock = if single {
+            "thread CPU time"
+        } else {
+            "wall time"
+        };
+        println!("\n### {threads} thread(s), {clock}\n");
+        println!("| contender | best wall time | best thread CPU time | GFLOP/s |");
+        println!("|---|---:|---:|---:|");
         for ((name, time), rate) in names.iter().zip(&times).zip(&gflops) {
-            println!(
-                "| {name} | {:.2} ms | {rate:.1} |",
-                time.as_secs_f64() * 1e3
-            );
+            let cpu = if single || name.contains("1 thread") {
+                format!("{:.2} ms", time.thread_cpu.as_secs_f64() * 1e3)
+            } else {
+                "–".to_owned()
+            };
+            let wall = time.wall.as_secs_f64() * 1e3;
+            println!("| {name} | {wall:.2} ms | {cpu} | {rate:.1} |");
         }
-        let baseline = gflops[0].max(gflops[1]);
+        // matrixmultiply runs on one thread: it is a baseline only for the 1-thread rows.
+        let baseline = if single {
+            gflops[0].max(gflops[1])
+        } else {
+            gflops[0]
+        };
         println!();
-        println!("- bf16 / best f32 baseline: {:.2}", gflops[2] / baseline);
-        println!("- fp16 / best f32 baseline: {:.2}", gflops[3] / baseline);
+        println!("- bf16 / f32 baseline: {:.2}", gflops[2] / baseline);
+        println!("- fp16 / f32 baseline: {:.2}", gflops[3] / baseline);
         println!("- int8 / bf16: {:.2}", gflops[4] / gflops[2]);
         // Keep the outputs observable so nothing is optimised away.
         let (f, i) = &*out.borrow();
@@ -268,9 +373,21 @@ fn paired_summary() {
 fn main() {
     let mode = std::env::var("GEMM_BENCH").unwrap_or_default();
     if mode != "summary" {
-        let mut criterion = Criterion::default().configure_from_args();
-        criterion_benches(&mut criterion);
-        criterion.final_summary();
+        for threads in thread_counts() {
+            if threads == 1 {
+                let mut c = Criterion::default()
+                    .with_measurement(ThreadCpu)
+                    .configure_from_args();
+                criterion_benches(&mut c, threads);
+                c.final_summary();
+            } else {
+                let mut c = Criterion::default()
+                    .with_measurement(WallTime)
+                    .configure_from_args();
+                criterion_benches(&mut c, threads);
+                c.final_summary();
+            }
+        }
     }
     if mode != "criterion" {
         paired_summary();

@@ -65,17 +65,60 @@ pub fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
 }
 
+/// CPU time consumed so far by the calling thread: unlike wall-clock time it does not count
+/// the time the thread waited for a core, the main noise on a shared, oversubscribed machine.
+/// `None` where the platform has no per-thread CPU clock.
+pub fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported by
+        // Linux and the BSDs, and a failure is reported through the return value.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The best round of one contender in [`paired_best`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Best {
+    /// Shortest wall-clock time of a round.
+    pub wall: Duration,
+    /// Shortest CPU time of the calling thread in a round (meaningful for single-threaded
+    /// contenders only; `Duration::MAX` where unavailable).
+    pub thread_cpu: Duration,
+}
+
 /// Runs every contender once per round, in rotation, for `rounds` rounds (after one warm-up
-/// round), and returns each contender's fastest round.
-pub fn paired_best(rounds: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-    let mut best = vec![Duration::MAX; contenders.len()];
+/// round), and returns each contender's best round.
+pub fn paired_best(rounds: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Best> {
+    let mut best = vec![
+        Best {
+            wall: Duration::MAX,
+            thread_cpu: Duration::MAX,
+        };
+        contenders.len()
+    ];
     for round in 0..=rounds {
         for (i, run) in contenders.iter_mut().enumerate() {
+            let cpu_start = thread_cpu_time();
             let start = Instant::now();
             run();
-            let elapsed = start.elapsed();
+            let wall = start.elapsed();
+            let cpu = match (cpu_start, thread_cpu_time()) {
+                (Some(a), Some(b)) => b.saturating_sub(a),
+                _ => Duration::MAX,
+            };
             if round > 0 {
-                best[i] = best[i].min(elapsed);
+                best[i].wall = best[i].wall.min(wall);
+                best[i].thread_cpu = best[i].thread_cpu.min(cpu);
             }
         }
     }
@@ -104,5 +147,18 @@ mod tests {
         let (mut a, mut b) = (0, 0);
         let times = paired_best(3, &mut [&mut || a += 1, &mut || b += 1]);
         assert_eq!((a, b, times.len()), (4, 4, 2));
+        assert!(times.iter().all(|t| t.wall < Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn thread_cpu_time_advances_with_work() {
+        let Some(start) = thread_cpu_time() else {
+            return; // no per-thread clock on this platform
+        };
+        let mut x = 0u64;
+        while thread_cpu_time().unwrap() - start < Duration::from_millis(2) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(x > 0);
     }
 }
