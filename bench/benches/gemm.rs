@@ -329,41 +329,56 @@ fn paired_summary() {
         // One thread: the calling thread's CPU time, which leaves out the time it waited for a
         // core on a shared machine. More threads: wall-clock time (the only fair measure).
         let single = threads == 1;
-        let seconds = |best: &Best| {
-            if single && best.thread_cpu != Duration::MAX {
-                best.thread_cpu.as_secs_f64()
+        let seconds = |best: &Best, median: bool| {
+            let (cpu, wall) = if median {
+                (best.median_thread_cpu, best.median_wall)
             } else {
-                best.wall.as_secs_f64()
+                (best.thread_cpu, best.wall)
+            };
+            if single && cpu != Duration::MAX {
+                cpu.as_secs_f64()
+            } else {
+                wall.as_secs_f64()
             }
         };
-        let gflops: Vec<f64> = times.iter().map(|t| p.flops() / seconds(t) / 1e9).collect();
+        let rate = |median: bool| -> Vec<f64> {
+            times
+                .iter()
+                .map(|t| p.flops() / seconds(t, median) / 1e9)
+                .collect()
+        };
+        let (gflops, median_gflops) = (rate(false), rate(true));
         let clock = if single {
             "thread CPU time"
         } else {
             "wall time"
         };
-        println!("\n### {threads} thread(s), {clock}\n");
-        println!("| contender | best wall time | best thread CPU time | GFLOP/s |");
-        println!("|---|---:|---:|---:|");
-        for ((name, time), rate) in names.iter().zip(&times).zip(&gflops) {
+        println!("\n### {threads} thread(s), GFLOP/s from {clock}\n");
+        println!("| contender | best wall | best thread CPU | GFLOP/s (best) | GFLOP/s (median) |");
+        println!("|---|---:|---:|---:|---:|");
+        for (i, (name, time)) in names.iter().zip(&times).enumerate() {
             let cpu = if single || name.contains("1 thread") {
                 format!("{:.2} ms", time.thread_cpu.as_secs_f64() * 1e3)
             } else {
                 "–".to_owned()
             };
             let wall = time.wall.as_secs_f64() * 1e3;
-            println!("| {name} | {wall:.2} ms | {cpu} | {rate:.1} |");
+            println!(
+                "| {name} | {wall:.2} ms | {cpu} | {:.1} | {:.1} |",
+                gflops[i], median_gflops[i]
+            );
         }
         // matrixmultiply runs on one thread: it is a baseline only for the 1-thread rows.
-        let baseline = if single {
-            gflops[0].max(gflops[1])
-        } else {
-            gflops[0]
+        let ratios = |g: &[f64]| {
+            let baseline = if single { g[0].max(g[1]) } else { g[0] };
+            (g[2] / baseline, g[3] / baseline, g[4] / g[2])
         };
+        let (best, median) = (ratios(&gflops), ratios(&median_gflops));
         println!();
-        println!("- bf16 / f32 baseline: {:.2}", gflops[2] / baseline);
-        println!("- fp16 / f32 baseline: {:.2}", gflops[3] / baseline);
-        println!("- int8 / bf16: {:.2}", gflops[4] / gflops[2]);
+        println!("| ratio | best | median |\n|---|---:|---:|");
+        println!("| bf16 / f32 baseline | {:.2} | {:.2} |", best.0, median.0);
+        println!("| fp16 / f32 baseline | {:.2} | {:.2} |", best.1, median.1);
+        println!("| int8 / bf16 | {:.2} | {:.2} |", best.2, median.2);
         // Keep the outputs observable so nothing is optimised away.
         let (f, i) = &*out.borrow();
         black_box((f[0], i[0]));

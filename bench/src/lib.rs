@@ -94,18 +94,17 @@ pub struct Best {
     /// Shortest CPU time of the calling thread in a round (meaningful for single-threaded
     /// contenders only; `Duration::MAX` where unavailable).
     pub thread_cpu: Duration,
+    /// Median wall-clock time of the rounds.
+    pub median_wall: Duration,
+    /// Median thread CPU time of the rounds (`Duration::MAX` where unavailable).
+    pub median_thread_cpu: Duration,
 }
 
 /// Runs every contender once per round, in rotation, for `rounds` rounds (after one warm-up
-/// round), and returns each contender's best round.
+/// round), and returns each contender's best and median round.
 pub fn paired_best(rounds: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Best> {
-    let mut best = vec![
-        Best {
-            wall: Duration::MAX,
-            thread_cpu: Duration::MAX,
-        };
-        contenders.len()
-    ];
+    let mut walls = vec![Vec::with_capacity(rounds); contenders.len()];
+    let mut cpus = vec![Vec::with_capacity(rounds); contenders.len()];
     for round in 0..=rounds {
         for (i, run) in contenders.iter_mut().enumerate() {
             let cpu_start = thread_cpu_time();
@@ -117,12 +116,32 @@ pub fn paired_best(rounds: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Be
                 _ => Duration::MAX,
             };
             if round > 0 {
-                best[i].wall = best[i].wall.min(wall);
-                best[i].thread_cpu = best[i].thread_cpu.min(cpu);
+                walls[i].push(wall);
+                cpus[i].push(cpu);
             }
         }
     }
-    best
+    let min_and_median = |times: &mut Vec<Duration>| {
+        times.sort_unstable();
+        match times.len() {
+            0 => (Duration::MAX, Duration::MAX),
+            n => (times[0], times[n / 2]),
+        }
+    };
+    walls
+        .iter_mut()
+        .zip(&mut cpus)
+        .map(|(wall, cpu)| {
+            let (wall, median_wall) = min_and_median(wall);
+            let (thread_cpu, median_thread_cpu) = min_and_median(cpu);
+            Best {
+                wall,
+                thread_cpu,
+                median_wall,
+                median_thread_cpu,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
