@@ -1,0 +1,1 @@
+//! The accelerator's hardware blocks, in Rust-HDL.
