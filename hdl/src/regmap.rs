@@ -363,7 +363,10 @@ impl OutputCode {
         matches!(
             (precision, self),
             (_, Self::Raw)
-                | (PrecisionCode::Bf16 | PrecisionCode::Fp16, Self::Bf16 | Self::Fp16)
+                | (
+                    PrecisionCode::Bf16 | PrecisionCode::Fp16,
+                    Self::Bf16 | Self::Fp16
+                )
                 | (PrecisionCode::Int8, Self::I8)
         )
     }
@@ -550,7 +553,11 @@ mod tests {
         }
         for r in REGISTERS {
             assert_eq!(r.offset % 4, 0, "{}", r.name);
-            assert!(r.offset < 0x400, "{} outside the 1 KiB register window", r.name);
+            assert!(
+                r.offset < 0x400,
+                "{} outside the 1 KiB register window",
+                r.name
+            );
         }
     }
 
@@ -559,7 +566,12 @@ mod tests {
         for r in REGISTERS {
             let mut used = 0u32;
             for f in r.fields {
-                assert!(f.width >= 1 && f.lsb + f.width <= 32, "{}.{}", r.name, f.name);
+                assert!(
+                    f.width >= 1 && f.lsb + f.width <= 32,
+                    "{}.{}",
+                    r.name,
+                    f.name
+                );
                 assert_eq!(used & f.mask(), 0, "{}.{} overlaps", r.name, f.name);
                 used |= f.mask();
             }

@@ -1,1 +1,6 @@
 //! The accelerator's hardware blocks, in Rust-HDL.
+
+pub mod mac;
+pub mod pe;
+#[cfg(test)]
+pub(crate) mod testbench;
