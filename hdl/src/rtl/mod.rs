@@ -1,5 +1,6 @@
 //! The accelerator's hardware blocks, in Rust-HDL.
 
+pub mod array;
 pub mod mac;
 pub mod pe;
 #[cfg(test)]
