@@ -2,6 +2,7 @@
 
 pub mod array;
 pub mod mac;
+pub mod outconv;
 pub mod pe;
 #[cfg(test)]
 pub(crate) mod testbench;
