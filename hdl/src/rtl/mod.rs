@@ -1,6 +1,7 @@
 //! The accelerator's hardware blocks, in Rust-HDL.
 
 pub mod array;
+pub mod dma;
 pub mod mac;
 pub mod outconv;
 pub mod pe;
