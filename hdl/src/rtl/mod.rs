@@ -5,5 +5,7 @@ pub mod dma;
 pub mod mac;
 pub mod outconv;
 pub mod pe;
+pub mod queue;
+pub mod regfile;
 #[cfg(test)]
 pub(crate) mod testbench;
