@@ -396,11 +396,14 @@ pub enum ErrorCode {
     WriteResponse = 8,
     /// DOORBELL was written while the command queue was full (the descriptor was dropped).
     QueueFull = 9,
+    /// An address or stride is not a multiple of its element size (2 bytes for bf16/fp16
+    /// operands and outputs, 4 for C and f32/i32 outputs).
+    Misaligned = 10,
 }
 
 impl ErrorCode {
     /// Every code, in order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         Self::None,
         Self::ZeroDimension,
         Self::UnsupportedPrecision,
@@ -411,6 +414,7 @@ impl ErrorCode {
         Self::ReadResponse,
         Self::WriteResponse,
         Self::QueueFull,
+        Self::Misaligned,
     ];
 
     /// Decodes a `STATUS.LAST_ERROR` value.
@@ -437,6 +441,9 @@ impl ErrorCode {
             Self::ReadResponse => "the memory returned an error response to a read",
             Self::WriteResponse => "the memory returned an error response to a write",
             Self::QueueFull => "the doorbell was rung while the command queue was full",
+            Self::Misaligned => {
+                "an address or stride is not a multiple of its element size (2 for bf16/fp16, 4 for C and f32/i32 D)"
+            }
         }
     }
 }

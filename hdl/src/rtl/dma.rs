@@ -480,7 +480,7 @@ pub(crate) mod memory {
         }
 
         fn resp(&self, addr: u64) -> u64 {
-            if addr >= self.error_from {
+            if addr >= self.error_from || addr + 16 > self.bytes.len() as u64 {
                 2
             } else {
                 0
@@ -498,7 +498,9 @@ pub(crate) mod memory {
             if let Some((addr, beats)) = self.read_burst {
                 let a = addr as usize;
                 let mut d = [0u8; 16];
-                d.copy_from_slice(&self.bytes[a..a + 16]);
+                if let Some(src) = self.bytes.get(a..a + 16) {
+                    d.copy_from_slice(src);
+                }
                 o.rdata = u128::from_le_bytes(d);
                 o.rvalid = true;
                 o.rlast = beats == 1;
@@ -546,7 +548,7 @@ pub(crate) mod memory {
                 self.write_data = Some((m.wdata, m.wstrb));
             }
             if let (Some(addr), Some((data, strb))) = (self.write_addr, self.write_data) {
-                if addr < self.error_from {
+                if self.resp(addr) == 0 {
                     for (i, byte) in data.to_le_bytes().iter().enumerate() {
                         if strb >> i & 1 == 1 {
                             self.bytes[addr as usize + i] = *byte;

@@ -251,7 +251,7 @@ pub struct FusedAdd {
     a_sig: Signal<Local, Bits<24>>,
     tc: Signal<Local, Bits<11>>,
     big_is_p: Signal<Local, Bit>,
-    dist: Signal<Local, Bits<11>>,
+    exp_diff: Signal<Local, Bits<11>>,
     dc: Signal<Local, Bits<6>>,
     tx: Signal<Local, Bits<11>>,
     big_w: Signal<Local, Bits<52>>,
@@ -296,22 +296,22 @@ impl Logic for FusedAdd {
         // Order the operands by leading-position exponent; align the other one.
         self.big_is_p.next = self.p_exp.val() > self.tc.val();
         if self.big_is_p.val() {
-            self.dist.next = self.p_exp.val() - self.tc.val();
+            self.exp_diff.next = self.p_exp.val() - self.tc.val();
             self.tx.next = self.p_exp.val();
             self.big_w.next = bit_cast::<52, 22>(self.p_sig.val()) << 29;
             self.lit_full.next = bit_cast::<52, 24>(self.a_sig.val()) << 27;
             self.big_neg.next = self.p_sign.val();
             self.lit_neg.next = self.a_neg.val();
         } else {
-            self.dist.next = self.tc.val() - self.p_exp.val();
+            self.exp_diff.next = self.tc.val() - self.p_exp.val();
             self.tx.next = self.tc.val();
             self.big_w.next = bit_cast::<52, 24>(self.a_sig.val()) << 27;
             self.lit_full.next = bit_cast::<52, 22>(self.p_sig.val()) << 29;
             self.big_neg.next = self.a_neg.val();
             self.lit_neg.next = self.p_sign.val();
         }
-        self.dc.next = self.dist.val().get_bits::<6>(0);
-        if self.dist.val() > 52 {
+        self.dc.next = self.exp_diff.val().get_bits::<6>(0);
+        if self.exp_diff.val() > 52 {
             self.dc.next = 52.into();
         }
         self.lit_sh.next = self.lit_full.val() >> self.dc.val();

@@ -3,9 +3,9 @@
 
 use rust_hdl::prelude::*;
 
-/// A FIFO of `Q` descriptors (1..=255).
+/// A FIFO of descriptors (depth 1..=255, chosen at elaboration).
 #[derive(LogicBlock)]
-pub struct CmdQueue<const Q: usize> {
+pub struct CmdQueue {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// Synchronous reset (empties the queue).
@@ -26,17 +26,22 @@ pub struct CmdQueue<const Q: usize> {
     pub free: Signal<Out, Bits<8>>,
     /// The queue's capacity.
     pub capacity: Constant<Bits<8>>,
-    slots: [DFF<Bits<576>>; Q],
+    slots: Vec<DFF<Bits<576>>>,
     wptr: DFF<Bits<8>>,
     rptr: DFF<Bits<8>>,
     count: DFF<Bits<8>>,
     do_push: Signal<Local, Bit>,
     do_pop: Signal<Local, Bit>,
+    _depth: usize,
 }
 
-impl<const Q: usize> Default for CmdQueue<Q> {
-    fn default() -> Self {
-        assert!((1..=255).contains(&Q), "queue depth {Q} must be 1..=255");
+impl CmdQueue {
+    /// A queue of `depth` descriptors (1..=255).
+    pub fn new(depth: usize) -> Self {
+        assert!(
+            (1..=255).contains(&depth),
+            "queue depth {depth} must be 1..=255"
+        );
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -47,18 +52,19 @@ impl<const Q: usize> Default for CmdQueue<Q> {
             empty: Default::default(),
             full: Default::default(),
             free: Default::default(),
-            capacity: Constant::new((Q as u64).into()),
-            slots: std::array::from_fn(|_| DFF::default()),
+            capacity: Constant::new((depth as u64).into()),
+            slots: (0..depth).map(|_| DFF::default()).collect(),
             wptr: Default::default(),
             rptr: Default::default(),
             count: Default::default(),
             do_push: Default::default(),
             do_pop: Default::default(),
+            _depth: depth,
         }
     }
 }
 
-impl<const Q: usize> Logic for CmdQueue<Q> {
+impl Logic for CmdQueue {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(self, clock, wptr, rptr, count);
@@ -68,7 +74,7 @@ impl<const Q: usize> Logic for CmdQueue<Q> {
         self.do_push.next = self.push.val() & (self.count.q.val() != self.capacity.val());
         self.do_pop.next = self.pop.val() & (self.count.q.val() != 0);
         self.head.next = 0.into();
-        for i in 0..Q {
+        for i in 0..self._depth {
             self.slots[i].clock.next = self.clock.val();
             self.slots[i].d.next = self.slots[i].q.val();
             if self.do_push.val() & (self.wptr.q.val().index() == i) {
@@ -110,7 +116,7 @@ mod tests {
 
     #[test]
     fn fifo_order_full_empty_and_free_count() {
-        let mut q = CmdQueue::<3>::default();
+        let mut q = CmdQueue::new(3);
         q.connect_all();
         q.reset.next = true;
         tick(&mut q, |q| &mut q.clock);
