@@ -590,7 +590,7 @@ mod tests {
         let f = fields::STATUS::QUEUE_FREE;
         let v = f.set(0xFFFF_FFFF, 3);
         assert_eq!(f.get(v), 3);
-        assert_eq!(v & !f.mask(), 0xFFFF_FFFF & !f.mask());
+        assert_eq!(v & !f.mask(), !f.mask());
         assert_eq!(f.encode(0x1FF), 0xFF << 8);
     }
 

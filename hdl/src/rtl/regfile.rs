@@ -337,7 +337,7 @@ mod tests {
     use crate::rtl::testbench::tick;
 
     fn regs() -> RegFile {
-        let mut r = RegFile::new([0x0404, 7, 0x1020_10, 64]);
+        let mut r = RegFile::new([0x0404, 7, 0x0010_2010, 64]);
         r.connect_all();
         r.reset.next = true;
         tick(&mut r, |r| &mut r.clock);

@@ -309,7 +309,6 @@ mod tests {
                 wstrb: a.axi.wstrb.val().to_u64() as u16,
                 wvalid: a.axi.wvalid.val(),
                 bready: a.axi.bready.val(),
-                ..Default::default()
             };
             self.mem.edge(&m, &o);
             tick(a.as_mut(), |a| &mut a.clock);
