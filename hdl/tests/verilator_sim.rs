@@ -46,7 +46,7 @@ fn case(
     let (eb, ob) = (spec.precision.operand_bytes(), spec.output.bytes());
     let (lda, ldb, ldc, ldd) = (k * eb + 6, n * eb + 2, n * 4 + 8, n * ob + 4);
     let (a_at, b_at, c_at, d_at) = (base, base + 0x1000, base + 0x2000, base + 0x3000);
-    let mut elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+    let elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
         match spec.precision.operand_format() {
             None => vec![rng.random::<u8>()],
             Some(f) => (f.encode_rne(rng.random_range(-3.0f32..3.0)) as u16)
