@@ -355,16 +355,10 @@ fn synth(config: &HdlConfig, block: Block, target: Target, dir: &Path) -> Result
         }
     }
     println!(
-        "{name}: {}x{} {:?} kdepth {}: LUTs {} FFs {} DSPs {} BRAMs {} other {}  (log: {})",
-        config.rows,
-        config.cols,
-        config
-            .precisions
-            .iter()
-            .map(|p| p.name())
-            .collect::<Vec<_>>(),
-        config.kdepth,
+        "{name}: {what}: LUTs {} carry cells {} wide-mux cells {} FFs {} DSPs {} BRAMs {} other {}  (log: {})",
         cells.luts,
+        cells.carry,
+        cells.mux,
         cells.ffs,
         cells.dsps,
         cells.brams,
