@@ -448,6 +448,111 @@ impl ErrorCode {
     }
 }
 
+/// One GEMM descriptor in software form: what the driver writes into the `DESC_*` registers.
+///
+/// Addresses are byte addresses (split into `_LO`/`_HI` halves); strides are bytes between rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmDescriptor {
+    /// Address of A (M×K operands).
+    pub a: u64,
+    /// Address of B (K×N operands).
+    pub b: u64,
+    /// Address of C (M×N i32/f32 start values; read only when `accumulate`).
+    pub c: u64,
+    /// Address of D (M×N outputs).
+    pub d: u64,
+    /// Rows of A, C and D.
+    pub m: u32,
+    /// Columns of B, C and D.
+    pub n: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Bytes between rows of A.
+    pub lda: u32,
+    /// Bytes between rows of B.
+    pub ldb: u32,
+    /// Bytes between rows of C.
+    pub ldc: u32,
+    /// Bytes between rows of D.
+    pub ldd: u32,
+    /// Operand precision.
+    pub precision: PrecisionCode,
+    /// Output format.
+    pub output: OutputCode,
+    /// Start from C instead of +0.
+    pub accumulate: bool,
+    /// Requantisation multiplier (`OutputCode::I8` only).
+    pub rq_multiplier: i32,
+    /// Requantisation shift 0..=62 (`OutputCode::I8` only).
+    pub rq_shift: u8,
+    /// Requantisation zero point (`OutputCode::I8` only).
+    pub rq_zero_point: i8,
+}
+
+impl GemmDescriptor {
+    /// A dense (unpadded) GEMM with the raw accumulator as output.
+    pub fn dense(precision: PrecisionCode, m: u32, n: u32, k: u32, a: u64, b: u64, d: u64) -> Self {
+        let eb = precision.operand_bytes();
+        GemmDescriptor {
+            a,
+            b,
+            c: 0,
+            d,
+            m,
+            n,
+            k,
+            lda: k.saturating_mul(eb),
+            ldb: n.saturating_mul(eb),
+            ldc: n.saturating_mul(4),
+            ldd: n.saturating_mul(OutputCode::Raw.bytes()),
+            precision,
+            output: OutputCode::Raw,
+            accumulate: false,
+            rq_multiplier: 1,
+            rq_shift: 0,
+            rq_zero_point: 0,
+        }
+    }
+
+    /// The `DESC_*` register values in [`DESCRIPTOR`] order.
+    pub fn registers(&self) -> [(u32, u32); 18] {
+        let lo = |x: u64| x as u32;
+        let hi = |x: u64| (x >> 32) as u32;
+        let flags = fields::DESC_FLAGS::PRECISION.encode(self.precision as u32)
+            | fields::DESC_FLAGS::OUTPUT.encode(self.output as u32)
+            | fields::DESC_FLAGS::ACCUMULATE.encode(u32::from(self.accumulate));
+        let rq = fields::DESC_RQ_SHIFT::SHIFT.encode(u32::from(self.rq_shift))
+            | fields::DESC_RQ_SHIFT::ZERO_POINT.encode(u32::from(self.rq_zero_point as u8));
+        [
+            (DESC_A_LO, lo(self.a)),
+            (DESC_A_HI, hi(self.a)),
+            (DESC_B_LO, lo(self.b)),
+            (DESC_B_HI, hi(self.b)),
+            (DESC_C_LO, lo(self.c)),
+            (DESC_C_HI, hi(self.c)),
+            (DESC_D_LO, lo(self.d)),
+            (DESC_D_HI, hi(self.d)),
+            (DESC_M, self.m),
+            (DESC_N, self.n),
+            (DESC_K, self.k),
+            (DESC_LDA, self.lda),
+            (DESC_LDB, self.ldb),
+            (DESC_LDC, self.ldc),
+            (DESC_LDD, self.ldd),
+            (DESC_FLAGS, flags),
+            (DESC_RQ_MULT, self.rq_multiplier as u32),
+            (DESC_RQ_SHIFT, rq),
+        ]
+    }
+
+    /// The register writes that submit this descriptor: every `DESC_*` register, then DOORBELL.
+    pub fn writes(&self) -> Vec<(u32, u32)> {
+        let mut w = self.registers().to_vec();
+        w.push((DOORBELL, 1));
+        w
+    }
+}
+
 /// Renders the register map as Markdown (`docs/registers.md` is exactly this text).
 pub fn markdown() -> String {
     use std::fmt::Write;
@@ -541,6 +646,7 @@ pub fn markdown() -> String {
          3. For each GEMM: write the `DESC_*` registers (they keep their values, so only changed ones \
          need writing), then write any value to `DOORBELL`. The descriptor is copied into the command \
          queue at once; `STATUS.QUEUE_FREE` says how many more fit.\n\
+         (`regmap::GemmDescriptor::writes()` gives exactly this sequence.)\n\
          4. Wait for `irq` (or poll `COMPLETED`). Each retired descriptor increments `COMPLETED` and \
          sets `IRQ_STATUS.DONE`, or `IRQ_STATUS.ERROR` with the code in `STATUS.LAST_ERROR` (and \
          increments `ERRORS`). Descriptors retire in queue order.\n\
@@ -608,6 +714,30 @@ mod tests {
         assert!(Raw.valid_for(PrecisionCode::Int8) && I8.valid_for(PrecisionCode::Int8));
         assert!(!Bf16.valid_for(PrecisionCode::Int8));
         assert!(Bf16.valid_for(PrecisionCode::Fp16) && !I8.valid_for(PrecisionCode::Bf16));
+    }
+
+    #[test]
+    fn descriptor_registers_follow_the_table_order() {
+        let d = GemmDescriptor {
+            output: OutputCode::I8,
+            accumulate: true,
+            rq_shift: 7,
+            rq_zero_point: -2,
+            ..GemmDescriptor::dense(PrecisionCode::Int8, 3, 5, 7, 0x1_0000_0010, 0x20, 0x30)
+        };
+        let regs = d.registers();
+        for (i, (off, _)) in regs.iter().enumerate() {
+            assert_eq!(*off, DESCRIPTOR[i]);
+        }
+        assert_eq!(regs[0].1, 0x10);
+        assert_eq!(regs[1].1, 1);
+        let flags = regs[15].1;
+        assert_eq!(fields::DESC_FLAGS::PRECISION.get(flags), 0);
+        assert_eq!(fields::DESC_FLAGS::OUTPUT.get(flags), 3);
+        assert_eq!(fields::DESC_FLAGS::ACCUMULATE.get(flags), 1);
+        assert_eq!(fields::DESC_RQ_SHIFT::ZERO_POINT.get(regs[17].1), 0xFE);
+        assert_eq!(d.writes().last(), Some(&(DOORBELL, 1)));
+        assert_eq!((d.lda, d.ldb), (7, 5));
     }
 
     #[test]
