@@ -7,7 +7,7 @@
 //! [`FusedAdd`] is the accumulation loop: `acc' = acc + p` with wrap-around for int8, and for the
 //! floating precisions the contract's fused add (docs/numerics.md §2): the exact product is
 //! aligned against the binary32 accumulator in a 52-bit window (24 bits of the larger operand,
-//! 26 guard bits and a sticky bit), added or subtracted, normalised with a leading-zero count,
+//! 26 guard bits and a sticky bit), added or subtracted, normalised by a logarithmic shifter,
 //! and rounded once to nearest-even, keeping subnormals and overflowing to infinity.
 //!
 //! Why 52 bits suffice: when the smaller operand is shifted so far that bits fall off the window
@@ -263,8 +263,20 @@ pub struct FusedAdd {
     lit_neg: Signal<Local, Bit>,
     mag: Signal<Local, Bits<52>>,
     r_neg: Signal<Local, Bit>,
-    lz: Signal<Local, Bits<6>>,
-    norm_ok: Signal<Local, Bit>,
+    lost_mask: Signal<Local, Bits<52>>,
+    limit: Signal<Local, Bits<7>>,
+    nz0: Signal<Local, Bits<52>>,
+    nz1: Signal<Local, Bits<52>>,
+    nz2: Signal<Local, Bits<52>>,
+    nz3: Signal<Local, Bits<52>>,
+    nz4: Signal<Local, Bits<52>>,
+    nz5: Signal<Local, Bits<52>>,
+    lim1: Signal<Local, Bits<7>>,
+    lim2: Signal<Local, Bits<7>>,
+    lim3: Signal<Local, Bits<7>>,
+    lim4: Signal<Local, Bits<7>>,
+    lim5: Signal<Local, Bits<7>>,
+    lim6: Signal<Local, Bits<7>>,
     shift: Signal<Local, Bits<6>>,
     norm: Signal<Local, Bits<52>>,
     sig24: Signal<Local, Bits<24>>,
@@ -315,7 +327,9 @@ impl Logic for FusedAdd {
             self.dc.next = 52.into();
         }
         self.lit_sh.next = self.lit_full.val() >> self.dc.val();
-        self.sticky.next = (self.lit_sh.val() << self.dc.val()) != self.lit_full.val();
+        // Sticky: any bit shifted out, found with a mask (cheaper and shallower than shifting back).
+        self.lost_mask.next = (bit_cast::<52, 1>(1.into()) << self.dc.val()) - 1;
+        self.sticky.next = (self.lit_full.val() & self.lost_mask.val()) != 0;
         self.lit_w.next = self.lit_sh.val();
         if self.sticky.val() {
             self.lit_w.next = self.lit_sh.val() | 1;
@@ -332,20 +346,52 @@ impl Logic for FusedAdd {
             self.mag.next = self.big_w.val() - self.lit_w.val();
         }
 
-        // Leading-zero count (priority encoder; the highest set bit wins).
-        self.lz.next = 0.into();
-        for i in 0..52 {
-            if self.mag.val().get_bit(i) {
-                self.lz.next = (51 - i).to_bits();
-            }
+        // Normalise: shift left by min(leading zeros, limit), where the limit keeps the exponent
+        // at or above the subnormal one (t = −126, offset 386). A logarithmic shifter takes
+        // 32, 16, …, 1 places whenever those top bits are zero and the remaining limit allows it
+        // (the greedy choice builds min(lz, limit) bit by bit).
+        self.limit.next = 63.into();
+        if self.tx.val() < 448 {
+            self.limit.next = bit_cast::<7, 11>(self.tx.val() - 385);
         }
-        // Normalise, but never below the subnormal exponent (t = −126, offset 386).
-        self.norm_ok.next = self.tx.val() >= (bit_cast::<11, 6>(self.lz.val()) + 385);
-        self.shift.next = self.lz.val();
-        if !self.norm_ok.val() {
-            self.shift.next = bit_cast::<6, 11>(self.tx.val() - 385);
+        self.nz0.next = self.mag.val();
+        self.nz1.next = self.nz0.val();
+        self.lim1.next = self.limit.val();
+        if (self.nz0.val().get_bits::<32>(20) == 0) & (self.limit.val() >= 32) {
+            self.nz1.next = self.nz0.val() << 32;
+            self.lim1.next = self.limit.val() - 32;
         }
-        self.norm.next = self.mag.val() << self.shift.val();
+        self.nz2.next = self.nz1.val();
+        self.lim2.next = self.lim1.val();
+        if (self.nz1.val().get_bits::<16>(36) == 0) & (self.lim1.val() >= 16) {
+            self.nz2.next = self.nz1.val() << 16;
+            self.lim2.next = self.lim1.val() - 16;
+        }
+        self.nz3.next = self.nz2.val();
+        self.lim3.next = self.lim2.val();
+        if (self.nz2.val().get_bits::<8>(44) == 0) & (self.lim2.val() >= 8) {
+            self.nz3.next = self.nz2.val() << 8;
+            self.lim3.next = self.lim2.val() - 8;
+        }
+        self.nz4.next = self.nz3.val();
+        self.lim4.next = self.lim3.val();
+        if (self.nz3.val().get_bits::<4>(48) == 0) & (self.lim3.val() >= 4) {
+            self.nz4.next = self.nz3.val() << 4;
+            self.lim4.next = self.lim3.val() - 4;
+        }
+        self.nz5.next = self.nz4.val();
+        self.lim5.next = self.lim4.val();
+        if (self.nz4.val().get_bits::<2>(50) == 0) & (self.lim4.val() >= 2) {
+            self.nz5.next = self.nz4.val() << 2;
+            self.lim5.next = self.lim4.val() - 2;
+        }
+        self.norm.next = self.nz5.val();
+        self.lim6.next = self.lim5.val();
+        if !self.nz5.val().get_bit(51) & (self.lim5.val() >= 1) {
+            self.norm.next = self.nz5.val() << 1;
+            self.lim6.next = self.lim5.val() - 1;
+        }
+        self.shift.next = bit_cast::<6, 7>(self.limit.val() - self.lim6.val());
 
         // Round to nearest even at bit 28; bits 26..0 are sticky.
         self.sig24.next = self.norm.val().get_bits::<24>(28);
