@@ -222,6 +222,7 @@ struct Cells {
     ffs: u64,
     dsps: u64,
     brams: u64,
+    lutram: u64,
     other: u64,
 }
 
@@ -234,7 +235,8 @@ fn classify(target: Target, cell: &str) -> &'static str {
             "PFUMX" | "L6MUX21" => "mux",
             "TRELLIS_FF" => "ff",
             "MULT18X18D" | "ALU54B" => "dsp",
-            "DP16KD" | "PDPW16KD" | "TRELLIS_DPR16X4" => "bram",
+            "DP16KD" | "PDPW16KD" => "bram",
+            "TRELLIS_DPR16X4" => "lutram",
             _ => "other",
         },
         Target::Ice40 => {
@@ -263,8 +265,10 @@ fn classify(target: Target, cell: &str) -> &'static str {
                 "ff"
             } else if c.starts_with("DSP") {
                 "dsp"
-            } else if c.starts_with("RAMB") || c.starts_with("RAM") {
+            } else if c.starts_with("RAMB") {
                 "bram"
+            } else if c.starts_with("RAM") {
+                "lutram"
             } else {
                 "other"
             }
@@ -348,6 +352,7 @@ fn synth(config: &HdlConfig, block: Block, target: Target, dir: &Path) -> Result
                         "ff" => cells.ffs += n,
                         "dsp" => cells.dsps += n,
                         "bram" => cells.brams += n,
+                        "lutram" => cells.lutram += n,
                         _ => cells.other += n,
                     }
                 }
@@ -355,13 +360,14 @@ fn synth(config: &HdlConfig, block: Block, target: Target, dir: &Path) -> Result
         }
     }
     println!(
-        "{name}: {what}: LUTs {} carry cells {} wide-mux cells {} FFs {} DSPs {} BRAMs {} other {}  (log: {})",
+        "{name}: {what}: LUTs {} carry cells {} wide-mux cells {} FFs {} DSPs {} BRAMs {} LUT-RAMs {} other {}  (log: {})",
         cells.luts,
         cells.carry,
         cells.mux,
         cells.ffs,
         cells.dsps,
         cells.brams,
+        cells.lutram,
         cells.other,
         dir.join(format!("{name}.log")).display()
     );
