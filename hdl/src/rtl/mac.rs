@@ -263,7 +263,6 @@ pub struct FusedAdd {
     lit_neg: Signal<Local, Bit>,
     mag: Signal<Local, Bits<52>>,
     r_neg: Signal<Local, Bit>,
-    lost_mask: Signal<Local, Bits<52>>,
     limit: Signal<Local, Bits<7>>,
     nz0: Signal<Local, Bits<52>>,
     nz1: Signal<Local, Bits<52>>,
@@ -327,9 +326,14 @@ impl Logic for FusedAdd {
             self.dc.next = 52.into();
         }
         self.lit_sh.next = self.lit_full.val() >> self.dc.val();
-        // Sticky: any bit shifted out, found with a mask (cheaper and shallower than shifting back).
-        self.lost_mask.next = (bit_cast::<52, 1>(1.into()) << self.dc.val()) - 1;
-        self.sticky.next = (self.lit_full.val() & self.lost_mask.val()) != 0;
+        // Sticky: any set bit below the shift distance (bit i is lost when i < dc). Only bits
+        // 27..=50 of lit_full can be set. A flat OR of per-bit tests, no carry chain.
+        self.sticky.next = false;
+        for i in 27..51 {
+            if self.lit_full.val().get_bit(i) & (self.dc.val().index() > i) {
+                self.sticky.next = true;
+            }
+        }
         self.lit_w.next = self.lit_sh.val();
         if self.sticky.val() {
             self.lit_w.next = self.lit_sh.val() | 1;
