@@ -299,7 +299,7 @@ fn synth(config: &HdlConfig, block: Block, target: Target, dir: &Path) -> Result
     };
     let json = dir.join(format!("{name}.json"));
     let script = format!(
-        "read_verilog {}; {pass} -top {} -json {}; stat",
+        "read_verilog {}; {pass} -top {}; write_json {}; stat",
         v.display(),
         emit::TOP_MODULE,
         json.display()
