@@ -2,7 +2,7 @@
 //! print the register map.
 //!
 //! ```text
-//! hdl emit  --rows 4 --cols 4 --precisions int8,bf16 --out build/hdl
+//! hdl emit  --rows 4 --cols 4 --precisions int8,bf16 --out target/hdl/emit
 //! hdl lint  --rows 4 --cols 4
 //! hdl synth --target ecp5 --rows 4 --cols 4 --precisions int8,bf16
 //! hdl regs  --markdown > docs/registers.md
