@@ -257,7 +257,13 @@ mod tests {
         assert_eq!(seed, 0x64f4_6a75);
         let u: Vec<u32> = uniform(seed, 4).iter().map(|v| v.to_bits()).collect();
         assert_eq!(u, [0x3e3a_928a, 0x3eea_f47d, 0x3e08_6a2f, 0x3f38_5d5a]);
-        let numpy = [0xbeb0_061du32, 0x3f9f_2557, 0xbfb5_65c1, 0xbfe8_11a5, 0x3de0_562d];
+        let numpy = [
+            0xbeb0_061du32,
+            0x3f9f_2557,
+            0xbfb5_65c1,
+            0xbfe8_11a5,
+            0x3de0_562d,
+        ];
         for (ours, theirs) in normal(seed, 5).iter().zip(numpy) {
             let diff = (ours.to_bits() as i64 - i64::from(theirs)).abs();
             assert!(diff <= 1, "{:#x} vs {theirs:#x}", ours.to_bits());
