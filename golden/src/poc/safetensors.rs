@@ -61,7 +61,6 @@ struct Entry {
 
 /// One memory-mapped safetensors file.
 struct MappedFile {
-    path: PathBuf,
     map: Mmap,
 }
 
@@ -138,7 +137,7 @@ impl SafetensorsModel {
                     });
                 }
             }
-            files.push(MappedFile { path, map });
+            files.push(MappedFile { map });
         }
         let model = SafetensorsModel {
             dir: dir.to_owned(),
@@ -296,7 +295,6 @@ impl ModelSource for SafetensorsModel {
                 dtype,
             })?;
         let target = self.config.dtype;
-        let _ = &file.path;
         Ok(match dtype {
             StDtype::Bf16 | StDtype::F16 => bytes
                 .chunks_exact(2)
