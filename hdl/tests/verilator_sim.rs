@@ -34,6 +34,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An expected D row: its address and bytes.
+type ExpectedRow = (usize, Vec<u8>);
+
 /// Places one GEMM in memory from `base` on, returns (script lines, expected D rows: (address,
 /// bytes), the first free address after it).
 fn case(
@@ -41,7 +44,7 @@ fn case(
     spec: GemmSpec,
     seed: u64,
     base: usize,
-) -> (Vec<String>, Vec<(usize, Vec<u8>)>, usize) {
+) -> (Vec<String>, Vec<ExpectedRow>, usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (m, n, k) = (spec.m, spec.n, spec.k);
     let (eb, ob) = (spec.precision.operand_bytes(), spec.output.bytes());
