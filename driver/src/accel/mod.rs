@@ -29,7 +29,8 @@
 //!   [`DriverError::Command`] with what to do about it. Only descriptor registers whose value
 //!   changed are written (the device keeps them between doorbells).
 //! - [`gemm`] runs contract GEMMs ([`golden::gemm::GemmSpec`] with operand bytes) by laying
-//!   them out in device memory; [`matmul`] is the PoC pipeline's device on top of it.
+//!   them out in device memory; [`matmul`] is the PoC pipeline's matrix device
+//!   (`golden::poc::MatmulDevice`) on the accelerator.
 //!
 //! Every constant comes from `hdl::regmap`, the single source of truth of the register map.
 
@@ -37,6 +38,7 @@ pub mod caps;
 pub mod check;
 pub mod error;
 pub mod gemm;
+pub mod matmul;
 
 use std::time::{Duration, Instant};
 
