@@ -17,9 +17,10 @@
 //!         | "flip@" AT [".." UNTIL]                          inverted at cycle AT (…to UNTIL)
 //! ```
 //!
-//! `REGISTER` is `acc` (the accumulator), `drain` (the result register the drain chain shifts),
-//! `init` (the init-chain register), or the instance name of any register of the PE module
-//! (`m_sig`, `a_r`, …). Cycles count rising edges from 1, as `Model::cycle` does. Examples:
+//! `REGISTER` is `acc` (the fused adder's last stage, which every accumulation passes each
+//! round), `drain` and `init` (both `sh0`, the first entry of the PE's init/drain chain), or the
+//! instance name of any register of the PE module
+//! (`r_a1`, `a_r`, …). Cycles count rising edges from 1, as `Model::cycle` does. Examples:
 //!
 //! ```text
 //! pe:2,3:acc:bit7:stuck1            PE row 2, column 3: accumulator bit 7 stuck at 1
@@ -286,7 +287,9 @@ impl FromStr for FaultSpec {
 }
 
 /// Friendly PE register names and the register instances they stand for.
-pub const PE_ALIASES: &[(&str, &str)] = &[("acc", "acc"), ("drain", "sh"), ("init", "ci")];
+/// The pipelined PE keeps start values and results in one chain (`sh0` … `sh{L−1}`): `sh0` is
+/// the entry a finished result enters on the swap and the chain's shift writes.
+pub const PE_ALIASES: &[(&str, &str)] = &[("acc", "acc"), ("drain", "sh0"), ("init", "sh0")];
 
 /// A resolved fault: how the model applies it, and which variable the build makes writable.
 #[derive(Clone, Debug, PartialEq, Eq)]
