@@ -25,7 +25,7 @@
 //! ```text
 //! pe:2,3:acc:bit7:stuck1            PE row 2, column 3: accumulator bit 7 stuck at 1
 //! buf:a:bank1:word5:bit3:flip@1000  operand buffer A, bank 1, word 5, bit 3 flipped once
-//! sig:top.core.pes$0.sh.q:bit31:stuck0@5000..9000
+//! sig:top.core.pes$0.sh0.q:bit31:stuck0@5000..9000
 //! ```
 //!
 //! Names are resolved against the emitted Verilog ([`crate::hier`]): PE `(r, c)` is the
@@ -505,13 +505,13 @@ mod tests {
             }
         );
         assert_eq!((f.mode, f.from, f.until), (FaultMode::Flip, 1000, 1000));
-        let f: FaultSpec = "sig:top.core.pes$0.sh.q:bit31:stuck0@5000..9000"
+        let f: FaultSpec = "sig:top.core.pes$0.sh0.q:bit31:stuck0@5000..9000"
             .parse()
             .unwrap();
         assert_eq!(
             f.target,
             Target::Signal {
-                path: "top.core.pes$0.sh.q".into(),
+                path: "top.core.pes$0.sh0.q".into(),
                 word: None
             }
         );
