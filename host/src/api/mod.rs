@@ -1,0 +1,5 @@
+//! The ML-node PoC API over HTTP.
+
+pub mod checks;
+pub mod error;
+pub mod wire;
