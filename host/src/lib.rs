@@ -8,3 +8,5 @@
 pub mod api;
 pub mod nonce;
 pub mod outbox;
+pub mod receiver;
+pub mod sender;
