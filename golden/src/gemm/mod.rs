@@ -10,6 +10,7 @@
 //! [`reference`] is the triple loop anyone can audit; every faster implementation (the SIMD CPU
 //! kernels, the RTL, an FPGA, an ASIC) must equal it bit for bit.
 
+pub mod fast;
 pub mod reference;
 
 use crate::numerics::requant::ShiftOutOfRange;
@@ -84,6 +85,89 @@ pub enum GemmError {
     /// `accumulate` is set but no `C` was given, or `C` was given without `accumulate`.
     #[error("{0}")]
     AccumulatorPresence(&'static str),
+    /// A typed matrix view has a zero dimension.
+    #[error("{what} is {rows}×{cols}: matrices need at least one row and one column")]
+    EmptyView {
+        /// Which view.
+        what: &'static str,
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        cols: usize,
+    },
+    /// A typed matrix view's rows would overlap.
+    #[error("{what} has row stride {row_stride} but {cols} columns: the stride must be at least the column count")]
+    StrideTooSmall {
+        /// Which view.
+        what: &'static str,
+        /// Stride given, in elements.
+        row_stride: usize,
+        /// Columns given.
+        cols: usize,
+    },
+    /// A typed matrix view reaches past the end of its slice.
+    #[error(
+        "{what} of {rows}×{cols} with row stride {row_stride} needs at least \
+         (rows − 1) × stride + cols elements, but its slice has {len}"
+    )]
+    ViewTooShort {
+        /// Which view.
+        what: &'static str,
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        cols: usize,
+        /// Stride given, in elements.
+        row_stride: usize,
+        /// Elements in the slice.
+        len: usize,
+    },
+    /// A dense view's slice does not hold exactly `rows × cols` elements.
+    #[error("a dense {rows}×{cols} matrix needs exactly {} elements, but the slice has {len}", rows * cols)]
+    DenseLength {
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        cols: usize,
+        /// Elements in the slice.
+        len: usize,
+    },
+    /// `A` and `B` have different precisions.
+    #[error("A is {a} but the packed B is {b}: both operands of a GEMM share one precision")]
+    PrecisionMismatch {
+        /// Precision of `A`.
+        a: Precision,
+        /// Precision of `B`.
+        b: Precision,
+    },
+    /// A matrix has the wrong shape for the GEMM.
+    #[error("{operand} is {rows}×{cols} but this GEMM needs {expected_rows}×{expected_cols}")]
+    ShapeMismatch {
+        /// `"A"`, `"C"` or `"D"`.
+        operand: &'static str,
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        cols: usize,
+        /// Rows required.
+        expected_rows: usize,
+        /// Columns required.
+        expected_cols: usize,
+    },
+    /// The prior accumulator does not fit the precision or the output.
+    #[error("{0}")]
+    PriorMismatch(&'static str),
+    /// The requested kernel family cannot run on this CPU.
+    #[error("kernel family {isa} is not supported by this CPU; available here: {available}")]
+    UnsupportedIsa {
+        /// The family asked for.
+        isa: fast::Isa,
+        /// What this CPU supports, for the message.
+        available: String,
+    },
+    /// A thread count of zero.
+    #[error("thread count is 0: use at least 1 thread")]
+    ZeroThreads,
 }
 
 impl GemmSpec {
