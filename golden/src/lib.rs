@@ -10,3 +10,4 @@
 
 pub mod gemm;
 pub mod numerics;
+pub mod vectors;

@@ -24,6 +24,7 @@ use super::convert;
 use super::float_kernels::FloatKernel;
 use super::int8_kernels::{ALayout, Int8Kernel};
 use super::matrix::{MatRef, Operand, Output, Prior, RawMat};
+use super::pack_a;
 use super::packed::{PackedB, NR};
 use super::Isa;
 use crate::numerics::Requant;
@@ -164,8 +165,8 @@ impl Job<'_> {
         // The `MatMut` borrows live until this function returns, after every worker finished.
         match self.a {
             Operand::Int8(a) => self.run_int8(a, raw),
-            Operand::Bf16(a) => self.run_float(a, convert::widen_bf16, raw),
-            Operand::Fp16(a) => self.run_float(a, convert::widen_fp16, raw),
+            Operand::Bf16(a) => self.run_float(a, false, raw),
+            Operand::Fp16(a) => self.run_float(a, true, raw),
         }
     }
 
@@ -182,7 +183,7 @@ impl Job<'_> {
         });
     }
 
-    fn run_float(&self, a: MatRef<'_, u16>, widen: fn(u16) -> f32, out: RawOut) {
+    fn run_float(&self, a: MatRef<'_, u16>, fp16: bool, out: RawOut) {
         let kernel = FloatKernel::new(self.isa);
         let (m, k) = (self.m(), self.b.k());
         let mr = kernel.mr;
@@ -197,13 +198,7 @@ impl Job<'_> {
                 mr * k,
                 |first, chunk| {
                     for (p, panel) in chunk.chunks_mut(mr * k).enumerate() {
-                        let row0 = (first + p) * mr;
-                        let r = panel.len() / k;
-                        for i in 0..r {
-                            for (kk, &bits) in a.row(row0 + i).iter().enumerate() {
-                                panel[kk * r + i] = widen(bits);
-                            }
-                        }
+                        pack_a::float_panel(self.isa, fp16, &a, (first + p) * mr, panel);
                     }
                 },
             );
@@ -286,46 +281,19 @@ impl Job<'_> {
         with_buffer(&PACKED_A, |buf| {
             buf.reserve::<u8>(elements * element_bytes);
             // Panel p: rows p·mr… (r of them), quad-major: element (q, i, t) at (q·r + i)·4 + t.
-            let pack = |first: usize, chunk: &mut [i16]| {
-                for (p, panel) in chunk.chunks_mut(mr * quads * 4).enumerate() {
-                    let row0 = (first + p) * mr;
-                    let r = panel.len() / (quads * 4);
-                    panel.fill(0);
-                    for i in 0..r {
-                        for (kk, &x) in a.row(row0 + i).iter().enumerate() {
-                            panel[((kk / 4) * r + i) * 4 + kk % 4] = i16::from(x);
-                        }
+            let dst = buf.slice_mut::<u8>(elements * element_bytes);
+            let panel_bytes = mr * quads * 4 * element_bytes;
+            parallel_chunks(
+                self.threads,
+                dst,
+                m.div_ceil(mr),
+                panel_bytes,
+                |first, chunk| {
+                    for (p, panel) in chunk.chunks_mut(panel_bytes).enumerate() {
+                        pack_a::int8_panel(kernel.layout, &a, (first + p) * mr, panel);
                     }
-                }
-            };
-            let pack_bytes = |first: usize, chunk: &mut [u8]| {
-                let offset = if kernel.layout == ALayout::U8Offset {
-                    0x80
-                } else {
-                    0
-                };
-                for (p, panel) in chunk.chunks_mut(mr * quads * 4).enumerate() {
-                    let row0 = (first + p) * mr;
-                    let r = panel.len() / (quads * 4);
-                    panel.fill(offset);
-                    for i in 0..r {
-                        for (kk, &x) in a.row(row0 + i).iter().enumerate() {
-                            panel[((kk / 4) * r + i) * 4 + kk % 4] = (x as u8) ^ offset;
-                        }
-                    }
-                }
-            };
-            let panels = m.div_ceil(mr);
-            match kernel.layout {
-                ALayout::I16 => {
-                    let dst = buf.slice_mut::<i16>(elements);
-                    parallel_chunks(self.threads, dst, panels, mr * quads * 4, pack);
-                }
-                ALayout::I8 | ALayout::U8Offset => {
-                    let dst = buf.slice_mut::<u8>(elements);
-                    parallel_chunks(self.threads, dst, panels, mr * quads * 4, pack_bytes);
-                }
-            }
+                },
+            );
             let packed_a = buf.slice::<u8>(elements * element_bytes);
             self.for_each_tile(mr, |i0, i1, j0, j1| {
                 with_buffer(&TILE, |tile_buf| {

@@ -58,6 +58,7 @@ mod float_kernels;
 mod int8_kernels;
 mod isa;
 mod matrix;
+mod pack_a;
 mod packed;
 
 #[cfg(test)]
