@@ -6,8 +6,11 @@
 //!
 //! - [`numerics`]: precisions, number formats, the fused multiply-accumulate and the output
 //!   conversions, each with an obviously-correct reference and a fast equivalent;
-//! - [`gemm`]: matrix multiplication `D = convert(C + A·B)` under that contract.
+//! - [`gemm`]: matrix multiplication `D = convert(C + A·B)` under that contract;
+//! - [`poc`]: the network's Proof-of-Compute pipeline on top of it (seeds, forward, artifacts,
+//!   validation, hash mode).
 
 pub mod gemm;
 pub mod numerics;
+pub mod poc;
 pub mod vectors;

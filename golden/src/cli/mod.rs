@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod gemm;
+mod poc;
 mod vectors;
 
 use std::io::Write;
@@ -50,6 +51,9 @@ enum Command {
     Vectors(vectors::Args),
     /// One GEMM on seeded random operands: time, GFLOP/s, SHA-256 of D, optional exact check.
     Gemm(gemm::Args),
+    /// The network's Proof of Compute: compute artifacts, validate a batch, export a model
+    /// (docs/poc.md).
+    Poc(Box<poc::PocArgs>),
 }
 
 /// How a successful command ended.
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Vectors(args) => vectors::run(args),
         Command::Gemm(args) => gemm::run(args),
+        Command::Poc(args) => poc::run(*args),
     }
 }
 

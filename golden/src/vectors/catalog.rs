@@ -13,6 +13,10 @@ pub enum Family {
     Mac(Precision),
     /// Level 1: GEMMs of many shapes.
     Gemm(Precision),
+    /// Level 2: the matrix products of single PoC decoder layers.
+    Layer(Precision),
+    /// Level 3: the matrix products of whole PoC forwards.
+    Poc(Precision),
 }
 
 /// A suite the generator can build.
@@ -59,6 +63,32 @@ const fn gemm(name: &'static str, precision: Precision, summary: &'static str) -
     }
 }
 
+const fn layer(name: &'static str, precision: Precision, summary: &'static str) -> SuiteDef {
+    SuiteDef {
+        name,
+        level: 2,
+        kind: Kind::Gemm,
+        precision: Some(precision),
+        // Three runs of one `small`-shaped layer (20 products each).
+        default_count: 60,
+        summary,
+        family: Family::Layer(precision),
+    }
+}
+
+const fn poc(name: &'static str, precision: Precision, summary: &'static str) -> SuiteDef {
+    SuiteDef {
+        name,
+        level: 3,
+        kind: Kind::Gemm,
+        precision: Some(precision),
+        // Two whole `synthetic:tiny` forwards of two nonces (40 products each).
+        default_count: 80,
+        summary,
+        family: Family::Poc(precision),
+    }
+}
+
 /// Every suite, in `golden vectors list` order.
 pub const SUITES: &[SuiteDef] = &[
     mac(
@@ -90,6 +120,26 @@ pub const SUITES: &[SuiteDef] = &[
         "gemm-fp16",
         Precision::Fp16,
         "fp16 GEMMs: 32 shapes x 4 distributions x {f32, bf16, fp16} x accumulate on/off",
+    ),
+    layer(
+        "layer-bf16",
+        Precision::Bf16,
+        "bf16 PoC decoder layers (small shape): q|k|v, attention scores/values, o, gate|up, down products",
+    ),
+    layer(
+        "layer-fp16",
+        Precision::Fp16,
+        "fp16 PoC decoder layers (small shape): q|k|v, attention scores/values, o, gate|up, down products",
+    ),
+    poc(
+        "poc-bf16",
+        Precision::Bf16,
+        "bf16 whole PoC forwards (synthetic:tiny): every product, with the runs' artifacts in the manifest",
+    ),
+    poc(
+        "poc-fp16",
+        Precision::Fp16,
+        "fp16 whole PoC forwards (synthetic:tiny): every product, with the runs' artifacts in the manifest",
     ),
 ];
 
@@ -155,7 +205,9 @@ mod tests {
         assert!(err.contains("level 0"), "{err}");
         let err = resolve("bf16", None).unwrap_err().to_string();
         assert!(err.contains("--level 0"), "{err}");
-        let err = resolve("bf16", Some(3)).unwrap_err().to_string();
+        assert_eq!(resolve("bf16", Some(3)).unwrap().name, "poc-bf16");
+        assert_eq!(resolve("fp16", Some(2)).unwrap().name, "layer-fp16");
+        let err = resolve("int8", Some(3)).unwrap_err().to_string();
         assert!(err.contains("no level-3 suite"), "{err}");
         let err = resolve("fp64", None).unwrap_err().to_string();
         assert!(
@@ -167,7 +219,7 @@ mod tests {
     #[test]
     fn names_match_levels_and_precisions() {
         for s in SUITES {
-            let prefix = if s.level == 0 { "mac" } else { "gemm" };
+            let prefix = ["mac", "gemm", "layer", "poc"][usize::from(s.level)];
             let precision = s.precision.unwrap();
             assert_eq!(s.name, format!("{prefix}-{precision}"));
         }

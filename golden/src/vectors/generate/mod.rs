@@ -9,6 +9,7 @@
 
 mod gemm;
 mod mac;
+mod poc;
 mod values;
 
 #[cfg(test)]
@@ -62,6 +63,10 @@ pub(crate) trait GemmSource {
     fn directed_count(&self) -> u64;
     /// Case `index`; `rng` is that case's own stream.
     fn case(&self, index: u64, rng: &mut SplitMix64) -> GemmInputs;
+    /// Suite-specific facts for the manifest's `parameters` (empty unless a suite needs them).
+    fn parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 /// Little-endian operand bytes of raw operand codes.
@@ -176,6 +181,18 @@ fn generate_with_file_limit(
             &mut SplitMix64::for_directed(seed, def.name),
         )),
         Family::Gemm(precision) => Box::new(gemm::GemmSuiteSource::new(precision)),
+        Family::Layer(precision) => Box::new(poc::PocSource::new(
+            poc::Scope::Layer,
+            precision,
+            seed,
+            count,
+        )),
+        Family::Poc(precision) => Box::new(poc::PocSource::new(
+            poc::Scope::Whole,
+            precision,
+            seed,
+            count,
+        )),
     };
     let categories = source.categories().to_vec();
     let mut files = Vec::new();
@@ -234,7 +251,7 @@ fn generate_with_file_limit(
         case_count: count,
         directed_cases: source.directed_count().min(count),
         categories: categories.iter().map(|c| (*c).to_owned()).collect(),
-        parameters: serde_json::Map::new(),
+        parameters: source.parameters(),
         files: entries,
     };
     Ok(SuiteFiles {
@@ -253,6 +270,8 @@ pub fn directed_count(def: &SuiteDef, seed: u64) -> u64 {
                 .directed_count()
         }
         Family::Gemm(precision) => gemm::GemmSuiteSource::new(precision).directed_count(),
+        // Recorded products: all of a suite's cases are in a fixed order.
+        Family::Layer(_) | Family::Poc(_) => def.default_count,
     }
 }
 

@@ -1,0 +1,297 @@
+//! The matrix products of the forward, behind a trait a device implements.
+//!
+//! The PoC forward is split in two: every matrix product goes to a [`MatmulDevice`] (the CPU
+//! golden model here; the simulated accelerator, an FPGA or an ASIC through the driver), and
+//! everything else (norms, RoPE, softmax, SiLU, residual adds, reflections, the artifact) stays
+//! on the host in [`super::forward`]. Because both sides follow the numeric contract bit for bit,
+//! any conforming device gives the same artifact as the CPU alone.
+//!
+//! Two kinds of products:
+//! - **resident weights**: a projection matrix is uploaded once per model
+//!   ([`MatmulDevice::upload_weight`]) and referenced by a [`WeightHandle`]; activations stream
+//!   per call ([`MatmulDevice::matmul_weight`]). A weight may carry an `f32` bias, which is the
+//!   contract's prior accumulator `C` with every row equal to the bias;
+//! - **streamed batches**: many small independent products whose both operands are activations
+//!   (attention scores `Q·Kᵀ` and `P·V`, one per nonce and head) in one call
+//!   ([`MatmulDevice::matmul_batch`]).
+//!
+//! Every call names its precision (the operands' format) and its output conversion through the
+//! output buffer's variant ([`MatOut`]): `f32` (the accumulator), or rounded to bf16/fp16. The
+//! accumulation order is the contract's: for each output element, `k` ascending from the bias (or
+//! +0), one fused MAC per step.
+
+use crate::numerics::Precision;
+
+/// Refers to a weight matrix resident on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WeightHandle(pub u32);
+
+/// A weight matrix to make resident: `B` (`K×N`) of the products `A·B`.
+///
+/// It is given *transposed*, as `N` rows of `K` operands (`bt[j·K + k] = B[k][j]`), which is the
+/// Hugging Face `Linear.weight` layout `[out, in]`; devices pack it however they like.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightUpload<'a> {
+    /// A name for errors and traces (`layer3.qkv`).
+    pub name: &'a str,
+    /// Operand precision (`Bf16` or `Fp16`).
+    pub precision: Precision,
+    /// Accumulation length (input features).
+    pub k: usize,
+    /// Output columns (output features).
+    pub n: usize,
+    /// `N×K` raw operand bits.
+    pub bt: &'a [u16],
+    /// Optional prior accumulator per output column (`N` values): each output element starts
+    /// from `bias[j]` instead of `+0`.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// Shape and precision of a streamed batch: `count` independent products `A_b[m×k]·B_b[k×n]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSpec {
+    /// Operand precision.
+    pub precision: Precision,
+    /// Number of products.
+    pub count: usize,
+    /// Rows of each `A_b` and `D_b`.
+    pub m: usize,
+    /// Accumulation length.
+    pub k: usize,
+    /// Columns of each `B_b` and `D_b`.
+    pub n: usize,
+}
+
+/// An output buffer; its variant is the output conversion of the call.
+#[derive(Debug)]
+pub enum MatOut<'a> {
+    /// The `f32` accumulator (NaN canonicalised).
+    F32(&'a mut [f32]),
+    /// Rounded to bfloat16 (raw bits).
+    Bf16(&'a mut [u16]),
+    /// Rounded to IEEE binary16 (raw bits).
+    Fp16(&'a mut [u16]),
+}
+
+impl MatOut<'_> {
+    /// Number of elements the buffer holds.
+    pub fn len(&self) -> usize {
+        match self {
+            MatOut::F32(d) => d.len(),
+            MatOut::Bf16(d) | MatOut::Fp16(d) => d.len(),
+        }
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The contract name of the output conversion.
+    pub fn format_name(&self) -> &'static str {
+        match self {
+            MatOut::F32(_) => "f32",
+            MatOut::Bf16(_) => "bf16",
+            MatOut::Fp16(_) => "fp16",
+        }
+    }
+}
+
+/// Why a device call failed. Devices fail and time out; the host reports it and may retry on
+/// another device.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    /// The call itself was malformed (wrong buffer length, unknown handle, unsupported precision).
+    #[error("device {device} rejected the call: {reason}")]
+    Rejected {
+        /// Device description.
+        device: String,
+        /// What was wrong and what would be right.
+        reason: String,
+    },
+    /// The device failed while running a well-formed call.
+    #[error("device {device} failed: {reason}")]
+    Failed {
+        /// Device description.
+        device: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The device did not answer in time.
+    #[error("device {device} timed out after {seconds:.1} s")]
+    Timeout {
+        /// Device description.
+        device: String,
+        /// How long the host waited.
+        seconds: f64,
+    },
+}
+
+/// A device that runs the forward's matrix products under the numeric contract.
+///
+/// Stateful (`&mut self`: command queues, resident memory) and `Send`, so a worker thread can own
+/// it. Implementations must give, for every call, exactly the bits of the contract GEMM
+/// (`golden::gemm::reference::gemm`) on the same operands.
+pub trait MatmulDevice: Send {
+    /// A short human-readable description (`cpu golden (2 threads)`, `sim:4x4`, a PCI address).
+    fn describe(&self) -> String;
+
+    /// Makes a weight matrix resident and returns its handle.
+    fn upload_weight(&mut self, weight: &WeightUpload<'_>) -> Result<WeightHandle, DeviceError>;
+
+    /// Frees every resident weight (a new model is about to be uploaded).
+    fn release_weights(&mut self) -> Result<(), DeviceError>;
+
+    /// `D[m×N] = convert(bias + A[m×K]·B)` for the resident `B` of `weight`: `a` holds `m×K`
+    /// operands of the weight's precision, row-major; `d` holds `m×N` outputs.
+    fn matmul_weight(
+        &mut self,
+        weight: WeightHandle,
+        a: &[u16],
+        m: usize,
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError>;
+
+    /// `D_b = convert(A_b·B_b)` for `b < count`: `a` holds the `A_b` (`m×k` each) back to back,
+    /// `b` the `B_b` (`k×n` each), `d` the `D_b` (`m×n` each), all row-major.
+    fn matmul_batch(
+        &mut self,
+        spec: &BatchSpec,
+        a: &[u16],
+        b: &[u16],
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError>;
+}
+
+/// Checks buffer lengths of a [`MatmulDevice::matmul_batch`] call (shared by implementations).
+pub fn check_batch(
+    device: &str,
+    spec: &BatchSpec,
+    a: &[u16],
+    b: &[u16],
+    d: &MatOut<'_>,
+) -> Result<(), DeviceError> {
+    let reject = |reason: String| {
+        Err(DeviceError::Rejected {
+            device: device.to_owned(),
+            reason,
+        })
+    };
+    if spec.precision == Precision::Int8 {
+        return reject("the PoC forward runs bf16 or fp16 products, not int8".into());
+    }
+    if spec.m == 0 || spec.k == 0 || spec.n == 0 {
+        return reject(format!(
+            "batch shape {}×{}×{} has a zero dimension",
+            spec.m, spec.k, spec.n
+        ));
+    }
+    let want = [
+        ("A", spec.count * spec.m * spec.k, a.len()),
+        ("B", spec.count * spec.k * spec.n, b.len()),
+        ("D", spec.count * spec.m * spec.n, d.len()),
+    ];
+    for (name, expected, actual) in want {
+        if expected != actual {
+            return reject(format!(
+                "batch operand {name} has {actual} elements but {} products of {}×{}×{} need {expected}",
+                spec.count, spec.m, spec.k, spec.n
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an output conversion fits a precision (fp16 outputs need not follow fp16
+/// operands, but int8 never appears in the forward).
+pub fn check_upload(device: &str, w: &WeightUpload<'_>) -> Result<(), DeviceError> {
+    let reject = |reason: String| {
+        Err(DeviceError::Rejected {
+            device: device.to_owned(),
+            reason,
+        })
+    };
+    if w.precision == Precision::Int8 {
+        return reject(format!(
+            "weight {}: the PoC forward uploads bf16 or fp16 weights",
+            w.name
+        ));
+    }
+    if w.k == 0 || w.n == 0 || w.bt.len() != w.k * w.n {
+        return reject(format!(
+            "weight {}: {} operands do not form a non-empty {}×{} matrix",
+            w.name,
+            w.bt.len(),
+            w.n,
+            w.k
+        ));
+    }
+    if let Some(bias) = w.bias {
+        if bias.len() != w.n {
+            return reject(format!(
+                "weight {}: bias has {} values but the matrix has {} output columns",
+                w.name,
+                bias.len(),
+                w.n
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A boxed device is a device, so callers can pick one at run time (`Engine<Box<dyn …>>`).
+impl<T: MatmulDevice + ?Sized> MatmulDevice for Box<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn upload_weight(&mut self, weight: &WeightUpload<'_>) -> Result<WeightHandle, DeviceError> {
+        (**self).upload_weight(weight)
+    }
+
+    fn release_weights(&mut self) -> Result<(), DeviceError> {
+        (**self).release_weights()
+    }
+
+    fn matmul_weight(
+        &mut self,
+        weight: WeightHandle,
+        a: &[u16],
+        m: usize,
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError> {
+        (**self).matmul_weight(weight, a, m, d)
+    }
+
+    fn matmul_batch(
+        &mut self,
+        spec: &BatchSpec,
+        a: &[u16],
+        b: &[u16],
+        d: MatOut<'_>,
+    ) -> Result<(), DeviceError> {
+        (**self).matmul_batch(spec, a, b, d)
+    }
+}
+
+/// The contract's `B` (`K×N`, row-major) from an upload's transposed `bt` (`N×K`), in bands of
+/// rows spread over rayon's threads (a plain strided loop is several times slower on large
+/// weights).
+pub fn transpose_upload(w: &WeightUpload<'_>) -> Vec<u16> {
+    use rayon::prelude::*;
+    const BAND: usize = 64;
+    let (k, n) = (w.k, w.n);
+    let mut b = vec![0u16; k * n];
+    b.par_chunks_mut(BAND * n)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            let k0 = band * BAND;
+            let height = rows.len() / n;
+            for (j, source) in w.bt.chunks_exact(k).enumerate() {
+                for (r, &v) in source[k0..k0 + height].iter().enumerate() {
+                    rows[r * n + j] = v;
+                }
+            }
+        });
+    b
+}

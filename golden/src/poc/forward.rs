@@ -1,0 +1,889 @@
+//! The batched transformer forward: the host side of the device split.
+//!
+//! A batch of nonces runs together: the projections and the MLP are products with
+//! `batch × seq_len` rows (one device call each), attention is one streamed batch per layer with a
+//! product per nonce and head. Everything else — RMSNorm, RoPE, softmax, SiLU, residual adds,
+//! layer reflections — runs here in fixed-order `f32` code. Every row is computed independently
+//! of the others, so artifact bits do not depend on the batch size.
+//!
+//! Rounding points (all round-to-nearest-even into the model dtype, "round" below), following
+//! what GPU inference engines do with a bf16/f16 model (`docs/numerics.md` lists them in full):
+//!
+//! 1. input embeddings: `round(normal(...))`;
+//! 2. RMSNorm: `t = round(x · r)` with `r = 1/√(mean(x²) + ε)` in `f32`, output `round(w · t)`;
+//! 3. q/k/v, o, gate/up, down products: `f32` accumulation from the bias (or +0), output rounded;
+//! 4. Qwen3 q/k norms: RMSNorm over each head (rule 2);
+//! 5. RoPE: `cos`, `sin` rounded to the dtype; `round(round(x₁·c) − round(x₂·s))` and
+//!    `round(round(x₂·c) + round(x₁·s))`;
+//! 6. attention scores `Q·Kᵀ` in `f32` (not rounded), scaled by `1/√head_dim` in `f32`, causal
+//!    softmax in `f32`, probabilities rounded, `P·V` rounded;
+//! 7. residual adds `round(h + y)`;
+//! 8. MLP: `round(round(silu(g)) · u)`;
+//! 9. layer reflection: `round(h − t·v)` with `t = 2·(v·h)` in `f32`;
+//! 10. final RMSNorm (rule 2) at the last position, decoded to `f32`.
+
+use std::time::{Duration, Instant};
+
+use super::artifact::{artifact_from_hidden, Artifact, Round};
+use super::config::{Dtype, ModelConfig};
+use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
+use super::inputs::input_embeddings;
+use super::math;
+use super::model::{ModelSource, TensorSpec};
+use super::{DeviceError, PocError};
+
+/// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX2 when the CPU has it,
+/// so host loops vectorise wider. The operations and their bits are the same either way (FMA is
+/// not enabled, and Rust never contracts `a·b + c`).
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* fn $name:ident<H>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<H: Half>($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<H: Half>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<H: Half>($($arg: $ty),*) {
+                body::<H>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 support was just detected at run time.
+                return unsafe { avx2::<H>($($arg),*) };
+            }
+            body::<H>($($arg),*)
+        }
+    };
+}
+
+/// Host-side tensors and device handles of one layer.
+struct Layer {
+    input_norm: Vec<f32>,
+    post_norm: Vec<f32>,
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    qkv: WeightHandle,
+    o: WeightHandle,
+    gate_up: WeightHandle,
+    down: WeightHandle,
+}
+
+/// Where the time of a run went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timing {
+    /// Time inside device calls (the matrix products).
+    pub device: Duration,
+    /// Total forward time (device plus host).
+    pub total: Duration,
+    /// Nonces computed.
+    pub nonces: u64,
+}
+
+impl Timing {
+    /// Time on the host (everything but the matrix products).
+    pub fn host(&self) -> Duration {
+        self.total.saturating_sub(self.device)
+    }
+
+    /// Host share of the total, in `[0, 1]`.
+    pub fn host_fraction(&self) -> f64 {
+        if self.total.is_zero() {
+            0.0
+        } else {
+            self.host().as_secs_f64() / self.total.as_secs_f64()
+        }
+    }
+}
+
+/// A model made resident on a device, ready to compute hidden states and artifacts.
+pub struct Engine<D: MatmulDevice> {
+    config: ModelConfig,
+    device: D,
+    layers: Vec<Layer>,
+    final_norm: Vec<f32>,
+    inv_freq: Vec<f32>,
+    timing: Timing,
+    host: HostPool,
+}
+
+/// The host's worker threads (a persistent pool: spawning threads per step costs more than the
+/// step on small models).
+struct HostPool {
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl<D: MatmulDevice> std::fmt::Debug for Engine<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("device", &self.device.describe())
+            .finish()
+    }
+}
+
+fn decode_all(dtype: Dtype, bits: &[u16]) -> Vec<f32> {
+    bits.iter().map(|&b| dtype.decode(b)).collect()
+}
+
+impl<D: MatmulDevice> Engine<D> {
+    /// Reads every tensor of `source` and makes the matrices resident on `device` (q/k/v fused
+    /// into one weight, gate/up into another: fusing output columns does not change any bit).
+    pub fn load(source: &dyn ModelSource, mut device: D) -> Result<Self, PocError> {
+        let config = source.config().clone();
+        config.validate()?;
+        let dtype = config.dtype;
+        let precision = dtype.precision();
+        let get = |spec: &TensorSpec| source.tensor(spec);
+        let vector = |spec: &TensorSpec| -> Result<Vec<f32>, PocError> {
+            Ok(decode_all(dtype, &get(spec)?))
+        };
+        device.release_weights()?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let names = config.layer_names(i);
+            let mut upload = |name: String,
+                              parts: &[&TensorSpec],
+                              biases: Option<Vec<&TensorSpec>>|
+             -> Result<WeightHandle, PocError> {
+                let mut bt = Vec::new();
+                let mut n = 0;
+                for spec in parts {
+                    bt.extend(get(spec)?);
+                    n += spec.shape[0];
+                }
+                let bias = match biases {
+                    Some(specs) => {
+                        let mut b = Vec::with_capacity(n);
+                        for spec in specs {
+                            b.extend(vector(spec)?);
+                        }
+                        Some(b)
+                    }
+                    None => None,
+                };
+                let k = parts[0].shape[1];
+                Ok(device.upload_weight(&WeightUpload {
+                    name: &name,
+                    precision,
+                    k,
+                    n,
+                    bt: &bt,
+                    bias: bias.as_deref(),
+                })?)
+            };
+            let qkv = upload(
+                format!("layer{i}.qkv"),
+                &[&names.q, &names.k, &names.v],
+                names.qkv_bias.as_ref().map(|b| b.iter().collect()),
+            )?;
+            let o = upload(
+                format!("layer{i}.o"),
+                &[&names.o],
+                names.o_bias.as_ref().map(|b| vec![b]),
+            )?;
+            let gate_up = upload(
+                format!("layer{i}.gate_up"),
+                &[&names.gate, &names.up],
+                names.mlp_bias.as_ref().map(|b| vec![&b[0], &b[1]]),
+            )?;
+            let down = upload(
+                format!("layer{i}.down"),
+                &[&names.down],
+                names.mlp_bias.as_ref().map(|b| vec![&b[2]]),
+            )?;
+            let qk_norm = match &names.qk_norm {
+                Some([q, k]) => Some((vector(q)?, vector(k)?)),
+                None => None,
+            };
+            layers.push(Layer {
+                input_norm: vector(&names.input_norm)?,
+                post_norm: vector(&names.post_norm)?,
+                qk_norm,
+                qkv,
+                o,
+                gate_up,
+                down,
+            });
+        }
+        let final_norm = vector(&config.final_norm_name())?;
+        let inv_freq = config.rope_inv_freq();
+        Ok(Engine {
+            config,
+            device,
+            layers,
+            final_norm,
+            inv_freq,
+            timing: Timing::default(),
+            host: HostPool {
+                threads: 1,
+                pool: None,
+            },
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// Time spent so far.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// Splits the host's elementwise work over `threads` threads (rows are independent, so the
+    /// bits do not depend on it).
+    pub fn set_host_threads(&mut self, threads: usize) {
+        let threads = threads.max(1);
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("golden-host-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        self.host = HostPool { threads, pool };
+    }
+
+    /// Resets the time counters.
+    pub fn reset_timing(&mut self) {
+        self.timing = Timing::default();
+    }
+
+    /// Artifacts of `nonces` (in order; dropped NaN nonces are absent), `batch_size` nonces per
+    /// forward pass. The bits do not depend on `batch_size`.
+    pub fn artifacts(
+        &mut self,
+        round: &Round,
+        nonces: &[u64],
+        batch_size: usize,
+    ) -> Result<Vec<Artifact>, PocError> {
+        let mut out = Vec::with_capacity(nonces.len());
+        for batch in nonces.chunks(batch_size.max(1)) {
+            let hidden = self.hidden_states(round, batch)?;
+            // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
+            let start = Instant::now();
+            for (&nonce, h) in batch.iter().zip(&hidden) {
+                out.extend(artifact_from_hidden(round, nonce, h));
+            }
+            self.timing.total += start.elapsed();
+        }
+        Ok(out)
+    }
+
+    /// The final-norm hidden state at the last position, in `f32`, for each nonce of one batch.
+    pub fn hidden_states(
+        &mut self,
+        round: &Round,
+        nonces: &[u64],
+    ) -> Result<Vec<Vec<f32>>, PocError> {
+        if round.hidden_size != self.config.hidden_size
+            || round.reflections.len() != self.config.num_layers
+        {
+            return Err(PocError::Params(format!(
+                "the round was prepared for hidden size {} and {} layers, the model has {} and {}",
+                round.hidden_size,
+                round.reflections.len(),
+                self.config.hidden_size,
+                self.config.num_layers
+            )));
+        }
+        if nonces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let start = Instant::now();
+        // The pool is moved out while the forward borrows the engine mutably.
+        let host = std::mem::replace(
+            &mut self.host,
+            HostPool {
+                threads: 1,
+                pool: None,
+            },
+        );
+        let result = self.forward(&host, round, nonces);
+        self.host = host;
+        self.timing.total += start.elapsed();
+        self.timing.nonces += nonces.len() as u64;
+        result
+    }
+
+    fn forward(
+        &mut self,
+        host: &HostPool,
+        round: &Round,
+        nonces: &[u64],
+    ) -> Result<Vec<Vec<f32>>, PocError> {
+        let c = self.config.clone();
+        let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
+        let p = &round.params;
+        let mut h = vec![0u16; nonces.len() * s * d];
+        par_rows(host, &mut h, s * d, nonces, 1, |h, nonces| {
+            for (rows, &nonce) in h.chunks_exact_mut(s * d).zip(nonces) {
+                let x =
+                    input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
+                dt.round_slice(&x, rows);
+            }
+        });
+        let rope = RopeTable::new(&self.inv_freq, s, dt);
+        let nb = nonces.len();
+        for li in 0..self.layers.len() {
+            let last = li + 1 == self.layers.len();
+            let rows = h.len() / d;
+            // Attention block.
+            let threads = host;
+            let xn = par_rmsnorm(
+                threads,
+                &h,
+                d,
+                &self.layers[li].input_norm,
+                c.rms_norm_eps,
+                dt,
+            );
+            let qkv_width = c.q_dim() + 2 * c.kv_dim();
+            let mut qkv = vec![0u16; rows * qkv_width];
+            let handle = self.layers[li].qkv;
+            self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut qkv)))?;
+            self.qk_norm_and_rope(host, li, &mut qkv, s, &rope);
+            let attn = self.attention(host, &qkv, nb, s, last)?;
+            if last {
+                // Only the last position feeds the artifact: keep its rows from here on.
+                h = (0..nb)
+                    .flat_map(|b| h[((b + 1) * s - 1) * d..(b + 1) * s * d].to_vec())
+                    .collect();
+            }
+            let rows = h.len() / d;
+            let mut o = vec![0u16; rows * d];
+            let handle = self.layers[li].o;
+            self.on_device(|dev| dev.matmul_weight(handle, &attn, rows, out(dt, &mut o)))?;
+            par_rows(threads, &mut h, d, &o, d, |h, o| add_residual(h, o, dt));
+            // MLP block.
+            let xn = par_rmsnorm(
+                threads,
+                &h,
+                d,
+                &self.layers[li].post_norm,
+                c.rms_norm_eps,
+                dt,
+            );
+            let f = c.intermediate_size;
+            let mut gu = vec![0u16; rows * 2 * f];
+            let handle = self.layers[li].gate_up;
+            self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut gu)))?;
+            let mut act = vec![0u16; rows * f];
+            par_rows(threads, &mut act, f, &gu, 2 * f, |act, gu| match dt {
+                Dtype::Bf16 => swiglu::<Bf16T>(act, gu, f),
+                Dtype::F16 => swiglu::<F16T>(act, gu, f),
+            });
+            let mut down = vec![0u16; rows * d];
+            let handle = self.layers[li].down;
+            self.on_device(|dev| dev.matmul_weight(handle, &act, rows, out(dt, &mut down)))?;
+            // Residual add, then the network's layer reflection.
+            let v = &round.reflections[li];
+            par_rows(threads, &mut h, d, &down, d, |h, down| {
+                add_residual(h, down, dt);
+                reflect_rows(h, d, v, dt);
+            });
+        }
+        let normed = rmsnorm_rows(&h, d, &self.final_norm, c.rms_norm_eps, dt);
+        Ok(normed
+            .chunks_exact(d)
+            .map(|row| decode_all(dt, row))
+            .collect())
+    }
+
+    /// Runs one device call, adding its time to the device share.
+    fn on_device(
+        &mut self,
+        call: impl FnOnce(&mut D) -> Result<(), DeviceError>,
+    ) -> Result<(), DeviceError> {
+        let start = Instant::now();
+        let result = call(&mut self.device);
+        self.timing.device += start.elapsed();
+        result
+    }
+
+    /// Qwen3's per-head q/k RMSNorm (when present) and RoPE, in place on the fused q|k|v rows.
+    fn qk_norm_and_rope(
+        &self,
+        host: &HostPool,
+        li: usize,
+        qkv: &mut [u16],
+        s: usize,
+        rope: &RopeTable,
+    ) {
+        let c = &self.config;
+        let (hd, dt, eps, q_heads) = (c.head_dim, c.dtype, c.rms_norm_eps, c.num_heads);
+        let width = c.q_dim() + 2 * c.kv_dim();
+        let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
+        let norm = self.layers[li].qk_norm.as_ref();
+        let positions: Vec<usize> = (0..qkv.len() / width).map(|r| r % s).collect();
+        par_rows(host, qkv, width, &positions, 1, |rows, positions| {
+            with_half!(dt, H => qk_rope_rows::<H>(
+                rows, positions, width, hd, q_heads, heads, norm, eps, rope
+            ));
+        });
+    }
+
+    /// Causal grouped-query attention for every nonce and head: returns the attention output
+    /// rows (`q_dim` wide, in the dtype) for every position, or only the last position when
+    /// `last_only`.
+    fn attention(
+        &mut self,
+        host: &HostPool,
+        qkv: &[u16],
+        nb: usize,
+        s: usize,
+        last_only: bool,
+    ) -> Result<Vec<u16>, PocError> {
+        let c = self.config.clone();
+        let (hd, dt) = (c.head_dim, c.dtype);
+        let width = c.q_dim() + 2 * c.kv_dim();
+        let group = c.num_heads / c.num_kv_heads;
+        let queries: Vec<usize> = if last_only {
+            vec![s - 1]
+        } else {
+            (0..s).collect()
+        };
+        let m = queries.len();
+        let count = nb * c.num_heads;
+        // Scores: A = Q rows of the queried positions, B = Kᵀ.
+        let mut qa = Vec::with_capacity(count * m * hd);
+        let mut kt = vec![0u16; count * hd * s];
+        let mut vb = Vec::with_capacity(count * s * hd);
+        for b in 0..nb {
+            for head in 0..c.num_heads {
+                let kvh = head / group;
+                for &i in &queries {
+                    let at = (b * s + i) * width + head * hd;
+                    qa.extend_from_slice(&qkv[at..at + hd]);
+                }
+                let base = (b * c.num_heads + head) * hd * s;
+                for j in 0..s {
+                    let at = (b * s + j) * width + c.q_dim() + kvh * hd;
+                    for e in 0..hd {
+                        kt[base + e * s + j] = qkv[at + e];
+                    }
+                    let at = (b * s + j) * width + c.q_dim() + c.kv_dim() + kvh * hd;
+                    vb.extend_from_slice(&qkv[at..at + hd]);
+                }
+            }
+        }
+        let precision = dt.precision();
+        let mut scores = vec![0f32; count * m * s];
+        let spec = BatchSpec {
+            precision,
+            count,
+            m,
+            k: hd,
+            n: s,
+        };
+        self.on_device(|dev| dev.matmul_batch(&spec, &qa, &kt, MatOut::F32(&mut scores)))?;
+        let scale = 1.0f32 / (hd as f32).sqrt();
+        let mut probs = vec![0u16; count * m * s];
+        let width = m * s; // one product: m query rows of s scores
+        par_rows(host, &mut probs, width, &scores, width, |probs, scores| {
+            let mut e = vec![0f32; s];
+            for (srows, prows) in scores
+                .chunks_exact(width)
+                .zip(probs.chunks_exact_mut(width))
+            {
+                for (t, (srow, prow)) in srows
+                    .chunks_exact(s)
+                    .zip(prows.chunks_exact_mut(s))
+                    .enumerate()
+                {
+                    let i = queries[t];
+                    let valid = &srow[..=i];
+                    let mut max = f32::NEG_INFINITY;
+                    for &x in valid {
+                        max = max.max(x * scale);
+                    }
+                    let mut sum = 0f32;
+                    for (ej, &x) in e.iter_mut().zip(valid) {
+                        *ej = math::exp_f32(x * scale - max);
+                        sum += *ej;
+                    }
+                    for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
+                        *pj = dt.round(ej / sum);
+                    }
+                }
+            }
+        });
+        // Masked positions stay +0: exact zero products leave the accumulator unchanged.
+        let mut ctx = vec![0u16; count * m * hd];
+        let spec = BatchSpec {
+            precision,
+            count,
+            m,
+            k: s,
+            n: hd,
+        };
+        self.on_device(|dev| dev.matmul_batch(&spec, &probs, &vb, out(dt, &mut ctx)))?;
+        let mut attn = vec![0u16; nb * m * c.q_dim()];
+        for b in 0..nb {
+            for head in 0..c.num_heads {
+                for t in 0..m {
+                    let src = ((b * c.num_heads + head) * m + t) * hd;
+                    let dst = (b * m + t) * c.q_dim() + head * hd;
+                    attn[dst..dst + hd].copy_from_slice(&ctx[src..src + hd]);
+                }
+            }
+        }
+        Ok(attn)
+    }
+}
+
+/// The output buffer for the model dtype.
+fn out(dt: Dtype, buf: &mut [u16]) -> MatOut<'_> {
+    match dt {
+        Dtype::Bf16 => MatOut::Bf16(buf),
+        Dtype::F16 => MatOut::Fp16(buf),
+    }
+}
+
+/// RMSNorm of each `width`-wide row (rule 2 of the module documentation).
+fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) -> Vec<u16> {
+    let mut out = vec![0u16; x.len()];
+    with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, &mut out));
+    out
+}
+
+simd_fn! {
+/// RMSNorm of each `width`-wide row of `x` into `out` (rule 2 of the module documentation).
+fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
+    let mut v = vec![0f32; width];
+    for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        for (vi, &b) in v.iter_mut().zip(row) {
+            *vi = H::decode(b);
+        }
+        let mean = math::sum_squares(&v) / width as f32;
+        let r = 1.0 / (mean + eps).sqrt();
+        for ((o, &xi), &w) in o.iter_mut().zip(&v).zip(weight) {
+            *o = H::round(w * H::decode(H::round(xi * r)));
+        }
+    }
+}
+}
+
+/// Picks the [`Half`] type of a [`Dtype`] for a generic body: `with_half!(dt, H => body)`.
+macro_rules! with_half {
+    ($dt:expr, $h:ident => $body:expr) => {
+        match $dt {
+            Dtype::Bf16 => {
+                type $h = Bf16T;
+                $body
+            }
+            Dtype::F16 => {
+                type $h = F16T;
+                $body
+            }
+        }
+    };
+}
+use with_half;
+
+/// A 16-bit activation format, as a type so hot loops are compiled once per format (and
+/// vectorise) instead of matching on [`Dtype`] per element.
+trait Half {
+    fn decode(bits: u16) -> f32;
+    fn round(x: f32) -> u16;
+}
+
+struct Bf16T;
+impl Half for Bf16T {
+    #[inline(always)]
+    fn decode(bits: u16) -> f32 {
+        f32::from_bits(u32::from(bits) << 16)
+    }
+    #[inline(always)]
+    fn round(x: f32) -> u16 {
+        // `float::f32_to_bf16_rne` without its early return, so loops vectorise (same bits;
+        // a test compares the two on every class of input).
+        let bits = x.to_bits();
+        let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
+        if x.is_nan() {
+            crate::numerics::float::BF16_CANONICAL_NAN
+        } else {
+            rounded
+        }
+    }
+}
+
+struct F16T;
+impl Half for F16T {
+    #[inline(always)]
+    fn decode(bits: u16) -> f32 {
+        crate::numerics::float::fp16_to_f32(bits)
+    }
+    #[inline(always)]
+    fn round(x: f32) -> u16 {
+        crate::numerics::float::f32_to_fp16_rne(x)
+    }
+}
+
+simd_fn! {
+/// SwiGLU of fused gate|up rows (`2f` wide) into `f`-wide rows: `round(round(silu(g)) · u)`.
+fn swiglu<H>(act: &mut [u16], gu: &[u16], f: usize) {
+    for (a, row) in act.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
+        let (gate, up) = row.split_at(f);
+        for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
+            let sg = H::decode(H::round(math::silu(H::decode(g))));
+            *a = H::round(sg * H::decode(u));
+        }
+    }
+}
+}
+
+/// Runs `work` on matching row ranges of `out` (`out_width` per row) and `input` (`in_width` per
+/// row), split over up to `threads` threads. Rows are independent, so the split cannot change
+/// any bit.
+fn par_rows<O: Send, I: Sync>(
+    host: &HostPool,
+    out: &mut [O],
+    out_width: usize,
+    input: &[I],
+    in_width: usize,
+    work: impl Fn(&mut [O], &[I]) + Sync,
+) {
+    use rayon::prelude::*;
+    let rows = out.len() / out_width;
+    let threads = host.threads.min(rows).max(1);
+    match &host.pool {
+        Some(pool) if threads > 1 => {
+            let per = rows.div_ceil(threads);
+            pool.install(|| {
+                out.par_chunks_mut(per * out_width)
+                    .zip(input.par_chunks(per * in_width))
+                    .for_each(|(o, i)| work(o, i));
+            });
+        }
+        _ => work(out, input),
+    }
+}
+
+/// [`rmsnorm_rows`] split over threads.
+fn par_rmsnorm(
+    threads: &HostPool,
+    x: &[u16],
+    width: usize,
+    weight: &[f32],
+    eps: f32,
+    dt: Dtype,
+) -> Vec<u16> {
+    let mut out = vec![0u16; x.len()];
+    par_rows(threads, &mut out, width, x, width, |o, x| {
+        o.copy_from_slice(&rmsnorm_rows(x, width, weight, eps, dt));
+    });
+    out
+}
+
+/// `h ← round(h + y)` elementwise.
+fn add_residual(h: &mut [u16], y: &[u16], dt: Dtype) {
+    with_half!(dt, H => residual::<H>(h, y));
+}
+
+simd_fn! {
+fn residual<H>(h: &mut [u16], y: &[u16]) {
+    for (a, &b) in h.iter_mut().zip(y) {
+        *a = H::round(H::decode(*a) + H::decode(b));
+    }
+}
+}
+
+/// The layer reflection on each `d`-wide row: decode, [`math::reflect`], round.
+fn reflect_rows(h: &mut [u16], d: usize, v: &[f32], dt: Dtype) {
+    with_half!(dt, H => reflect_rows_h::<H>(h, d, v));
+}
+
+simd_fn! {
+fn reflect_rows_h<H>(h: &mut [u16], d: usize, v: &[f32]) {
+    let mut x = vec![0f32; d];
+    for row in h.chunks_exact_mut(d) {
+        for (xi, &b) in x.iter_mut().zip(row.iter()) {
+            *xi = H::decode(b);
+        }
+        math::reflect(&mut x, v);
+        for (b, &xi) in row.iter_mut().zip(&x) {
+            *b = H::round(xi);
+        }
+    }
+}
+}
+
+simd_fn! {
+/// Qwen3's per-head q/k RMSNorm (when `norm` is given) and RoPE on fused q|k|v rows.
+fn qk_rope_rows<H>(
+    rows: &mut [u16],
+    positions: &[usize],
+    width: usize,
+    hd: usize,
+    q_heads: usize,
+    heads: usize,
+    norm: Option<&(Vec<f32>, Vec<f32>)>,
+    eps: f32,
+    rope: &RopeTable,
+) {
+    let mut x = vec![0f32; hd];
+    let mut normed = vec![0u16; hd];
+    for (row, &pos) in rows.chunks_exact_mut(width).zip(positions) {
+        for head in 0..heads {
+            let slot = &mut row[head * hd..(head + 1) * hd];
+            if let Some((qn, kn)) = norm {
+                let w = if head < q_heads { qn } else { kn };
+                rmsnorm_into::<H>(slot, hd, w, eps, &mut normed);
+                slot.copy_from_slice(&normed);
+            }
+            for (xi, &b) in x.iter_mut().zip(slot.iter()) {
+                *xi = H::decode(b);
+            }
+            rope.apply::<H>(pos, &x, slot);
+        }
+    }
+}
+}
+
+/// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
+struct RopeTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    fn new(inv_freq: &[f32], positions: usize, dt: Dtype) -> Self {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for pos in 0..positions {
+            for &f in inv_freq {
+                let angle = pos as f32 * f; // f32 product, as HF computes the frequencies
+                let (c, s) = math::cos_sin_turns(f64::from(angle) * (0.5 / std::f64::consts::PI));
+                cos.push(dt.decode(dt.round(c as f32)));
+                sin.push(dt.decode(dt.round(s as f32)));
+            }
+        }
+        RopeTable { half, cos, sin }
+    }
+
+    /// Rotates one head (rotate-half convention) from `x` (decoded) into `out` (dtype bits).
+    #[inline(always)]
+    fn apply<H: Half>(&self, pos: usize, x: &[f32], out: &mut [u16]) {
+        let h = self.half;
+        let (cos, sin) = (
+            &self.cos[pos * h..(pos + 1) * h],
+            &self.sin[pos * h..(pos + 1) * h],
+        );
+        let r = |v: f32| H::decode(H::round(v));
+        let (x1, x2) = x.split_at(h);
+        let (o1, o2) = out.split_at_mut(h);
+        for i in 0..h {
+            o1[i] = H::round(r(x1[i] * cos[i]) - r(x2[i] * sin[i]));
+        }
+        for i in 0..h {
+            o2[i] = H::round(r(x2[i] * cos[i]) + r(x1[i] * sin[i]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poc::artifact::RoundParams;
+    use crate::poc::config::Preset;
+    use crate::poc::cpu::{CpuDevice, ReferenceDevice};
+    use crate::poc::model::SyntheticModel;
+
+    fn tiny() -> (SyntheticModel, Round) {
+        let model = SyntheticModel::new(Preset::find("tiny").unwrap(), "blk", 2);
+        let round = Round::new(RoundParams::new("blk", "pk", 8), model.config()).unwrap();
+        (model, round)
+    }
+
+    #[test]
+    fn fast_cpu_equals_reference_device() {
+        let (model, round) = tiny();
+        let mut fast = Engine::load(&model, CpuDevice::new(2)).unwrap();
+        let mut reference = Engine::load(&model, ReferenceDevice::new()).unwrap();
+        let nonces = [0u64, 1];
+        assert_eq!(
+            fast.artifacts(&round, &nonces, 2).unwrap(),
+            reference.artifacts(&round, &nonces, 2).unwrap()
+        );
+    }
+
+    #[test]
+    fn bits_do_not_depend_on_batch_size_threads_or_mac_path() {
+        let (model, round) = tiny();
+        let nonces: Vec<u64> = (10..17).collect();
+        let mut base = Engine::load(&model, CpuDevice::new(1)).unwrap();
+        let expect = base.artifacts(&round, &nonces, 7).unwrap();
+        assert_eq!(expect.len(), 7);
+        for (threads, batch) in [(1, 1), (2, 3), (3, 2)] {
+            let mut e = Engine::load(&model, CpuDevice::new(threads)).unwrap();
+            assert_eq!(e.artifacts(&round, &nonces, batch).unwrap(), expect);
+        }
+        let mut portable = Engine::load(&model, CpuDevice::portable(2)).unwrap();
+        assert_eq!(portable.artifacts(&round, &nonces, 4).unwrap(), expect);
+        let t = base.timing();
+        assert!(t.nonces == 7 && t.device <= t.total);
+    }
+
+    #[test]
+    fn branch_free_bf16_rounding_matches_the_contract() {
+        let mut x = 0x0000_0001u32;
+        while x < 0xFFFF_F000 {
+            for v in [x, x | 0x7FFF, x | 0x8000, x | 0xFFFF, x ^ 0x8000] {
+                let f = f32::from_bits(v);
+                assert_eq!(
+                    Bf16T::round(f),
+                    crate::numerics::float::f32_to_bf16_rne(f),
+                    "{v:#x}"
+                );
+            }
+            x = x.wrapping_mul(3).wrapping_add(0x1_0001);
+        }
+        for f in [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -f32::MAX,
+            0.0,
+            -0.0,
+        ] {
+            assert_eq!(Bf16T::round(f), crate::numerics::float::f32_to_bf16_rne(f));
+        }
+    }
+
+    /// A pinned artifact: any change to seeds, weights, rounding points or encoding shows here
+    /// (and must then be deliberate, with the conformance generator version bumped).
+    #[test]
+    fn artifact_bits_are_pinned() {
+        let model = SyntheticModel::new(Preset::find("tiny").unwrap(), "abc", 2);
+        let round = Round::new(RoundParams::new("abc", "pk", 16), model.config()).unwrap();
+        let mut e = Engine::load(&model, CpuDevice::new(2)).unwrap();
+        let a = e.artifacts(&round, &[0, 3], 2).unwrap();
+        assert_eq!(a[0].vector_b64(), "XbDPNkO2+quluGgyqis+MDguCq9wtCE2");
+        assert_eq!(a[1].vector_b64(), "3jQYpGu2ObGxs/g3KrLuMRIy/LVMsrg1");
+    }
+
+    #[test]
+    fn different_nonces_and_keys_give_different_artifacts() {
+        let (model, round) = tiny();
+        let mut e = Engine::load(&model, CpuDevice::new(2)).unwrap();
+        let a = e.artifacts(&round, &[1, 2], 2).unwrap();
+        assert_ne!(a[0].vector, a[1].vector);
+        let other = Round::new(RoundParams::new("blk", "pk2", 8), model.config()).unwrap();
+        assert_ne!(e.artifacts(&other, &[1], 1).unwrap()[0].vector, a[0].vector);
+    }
+}

@@ -1,0 +1,617 @@
+//! The output-stationary systolic array with its operand buffers, skew registers, init staging
+//! and drain multiplexer: everything whose shape depends on the array size R×C.
+//!
+//! ```text
+//!            B bank 0   B bank 1  …  B bank C−1        (k-indexed RAMs, read at step_addr)
+//!               │          │+1 reg     │+(C−1) regs     (skew: column j delayed j cycles)
+//! A bank 0 ─► PE(0,0) ─► PE(0,1) ─► … PE(0,C−1)
+//! A bank 1 ─+1─► PE(1,0) ─► …                           (row i delayed i cycles, with v/f/l)
+//!   …            │ b, ci, sh chains run down the columns
+//! A bank R−1 ─► PE(R−1,0) … PE(R−1,C−1) ─► out_data (mux over the bottom row's drain registers)
+//! ```
+//!
+//! The size is a run-time parameter (`rows`, `cols`), not a const generic: rust-hdl's `#[hdl_gen]`
+//! cannot index two-dimensional block arrays, so this block's wiring is written once as a list of
+//! connections ([`ArrayCore::wires`]) that both the simulation (`update`) and the Verilog
+//! (`hdl`) are generated from. The only behaviour outside that list is the small logic in
+//! `update`/`hdl` that mirror each other line by line (marked `// mirror:`).
+
+use rust_hdl::prelude::*;
+
+use super::pe::Pe;
+
+/// The array, its A/B operand buffers and the edge logic, for `rows × cols` PEs and operand
+/// buffers of `2^KAW` k steps.
+#[derive(LogicBlock)]
+pub struct ArrayCore<const KAW: usize> {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Synchronous reset.
+    pub reset: Signal<In, Bit>,
+    /// Precision code of the running GEMM.
+    pub prec: Signal<In, Bits<2>>,
+    /// Write one A element (into bank `a_wsel`, the tile row, at k index `a_waddr`).
+    pub a_we: Signal<In, Bit>,
+    /// A bank (tile row) to write.
+    pub a_wsel: Signal<In, Bits<8>>,
+    /// k index to write.
+    pub a_waddr: Signal<In, Bits<KAW>>,
+    /// The element (int8 in the low byte, or bf16/fp16 bits).
+    pub a_wdata: Signal<In, Bits<16>>,
+    /// Write one B element (into bank `b_wsel`, the tile column, at k index `b_waddr`).
+    pub b_we: Signal<In, Bit>,
+    /// B bank (tile column) to write.
+    pub b_wsel: Signal<In, Bits<8>>,
+    /// k index to write.
+    pub b_waddr: Signal<In, Bits<KAW>>,
+    /// The element.
+    pub b_wdata: Signal<In, Bits<16>>,
+    /// Issue one k step (read every bank at `step_addr` and feed the array).
+    pub step: Signal<In, Bit>,
+    /// The step is the first of the tile (accumulators start from the init chain).
+    pub step_first: Signal<In, Bit>,
+    /// The step is the last of the tile (results are captured for draining).
+    pub step_last: Signal<In, Bit>,
+    /// k index of the step in the buffers.
+    pub step_addr: Signal<In, Bits<KAW>>,
+    /// Write one init value into the staging row (column `ci_wsel`).
+    pub ci_we: Signal<In, Bit>,
+    /// Staging column to write.
+    pub ci_wsel: Signal<In, Bits<8>>,
+    /// Init value (i32 or f32 bits).
+    pub ci_wdata: Signal<In, Bits<32>>,
+    /// Shift the init chains down by one row, the staging row entering at the top.
+    pub ci_shift: Signal<In, Bit>,
+    /// Shift the drain chains down by one row (the bottom row leaves).
+    pub sh_shift: Signal<In, Bit>,
+    /// Bottom-row column whose drain register appears on `out_data`.
+    pub out_sel: Signal<In, Bits<8>>,
+    /// Drain register of PE(R−1, out_sel).
+    pub out_data: Signal<Out, Bits<32>>,
+    /// The last PE (R−1, C−1) captured a result one cycle ago: the whole tile is captured.
+    pub done: Signal<Out, Bit>,
+    pes: Vec<Pe>,
+    a_banks: Vec<RAM<Bits<16>, KAW>>,
+    b_banks: Vec<RAM<Bits<16>, KAW>>,
+    step_vfl: DFF<Bits<3>>,
+    a_skew: Vec<DFF<Bits<16>>>,
+    vfl_skew: Vec<DFF<Bits<3>>>,
+    b_skew: Vec<DFF<Bits<16>>>,
+    stage: Vec<DFF<Bits<32>>>,
+    _rows: usize,
+    _cols: usize,
+}
+
+/// A signal of the array block, named as in the generated Verilog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sig {
+    /// Row `i`'s A operand at the array edge.
+    RowA(usize),
+    /// Row `i`'s v/f/l flags at the array edge.
+    RowVfl(usize),
+    /// Column `j`'s B operand at the array edge.
+    ColB(usize),
+}
+
+impl<const KAW: usize> ArrayCore<KAW> {
+    /// An array of `rows × cols` PEs (each 1..=255).
+    pub fn new(rows: usize, cols: usize) -> Self {
+        assert!(
+            (1..=255).contains(&rows) && (1..=255).contains(&cols),
+            "array size {rows}×{cols} out of range (1..=255 each)"
+        );
+        let tri = |n: usize| n * (n - 1) / 2;
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            prec: Default::default(),
+            a_we: Default::default(),
+            a_wsel: Default::default(),
+            a_waddr: Default::default(),
+            a_wdata: Default::default(),
+            b_we: Default::default(),
+            b_wsel: Default::default(),
+            b_waddr: Default::default(),
+            b_wdata: Default::default(),
+            step: Default::default(),
+            step_first: Default::default(),
+            step_last: Default::default(),
+            step_addr: Default::default(),
+            ci_we: Default::default(),
+            ci_wsel: Default::default(),
+            ci_wdata: Default::default(),
+            ci_shift: Default::default(),
+            sh_shift: Default::default(),
+            out_sel: Default::default(),
+            out_data: Default::default(),
+            done: Default::default(),
+            pes: (0..rows * cols).map(|_| Pe::default()).collect(),
+            a_banks: (0..rows).map(|_| RAM::default()).collect(),
+            b_banks: (0..cols).map(|_| RAM::default()).collect(),
+            step_vfl: Default::default(),
+            a_skew: (0..tri(rows)).map(|_| DFF::default()).collect(),
+            vfl_skew: (0..tri(rows)).map(|_| DFF::default()).collect(),
+            b_skew: (0..tri(cols)).map(|_| DFF::default()).collect(),
+            stage: (0..cols).map(|_| DFF::default()).collect(),
+            _rows: rows,
+            _cols: cols,
+        }
+    }
+
+    /// Index of skew register `t` (0-based) of lane `lane` in a triangular skew bank: lane `n`
+    /// has `n` registers.
+    fn skew_index(lane: usize, t: usize) -> usize {
+        lane * (lane - 1) / 2 + t
+    }
+
+    /// The Verilog name of an edge signal.
+    fn name(&self, s: Sig) -> String {
+        match s {
+            Sig::RowA(0) => "a_banks$0$read_data".into(),
+            Sig::RowA(i) => format!("a_skew${}$q", Self::skew_index(i, i - 1)),
+            Sig::RowVfl(0) => "step_vfl$q".into(),
+            Sig::RowVfl(i) => format!("vfl_skew${}$q", Self::skew_index(i, i - 1)),
+            Sig::ColB(0) => "b_banks$0$read_data".into(),
+            Sig::ColB(j) => format!("b_skew${}$q", Self::skew_index(j, j - 1)),
+        }
+    }
+
+    fn value_a(&self, s: Sig) -> Bits<16> {
+        match s {
+            Sig::RowA(0) => self.a_banks[0].read_data.val(),
+            Sig::RowA(i) => self.a_skew[Self::skew_index(i, i - 1)].q.val(),
+            Sig::ColB(0) => self.b_banks[0].read_data.val(),
+            Sig::ColB(j) => self.b_skew[Self::skew_index(j, j - 1)].q.val(),
+            Sig::RowVfl(_) => unreachable!("flags are not operands"),
+        }
+    }
+
+    fn value_vfl(&self, i: usize) -> Bits<3> {
+        if i == 0 {
+            self.step_vfl.q.val()
+        } else {
+            self.vfl_skew[Self::skew_index(i, i - 1)].q.val()
+        }
+    }
+
+    /// The PE index of row `i`, column `j`.
+    fn pe(&self, i: usize, j: usize) -> usize {
+        i * self._cols + j
+    }
+
+    /// The array's point-to-point wiring as (destination, source) Verilog names; `update`
+    /// applies the same connections to the simulation model (see `apply_wires`).
+    fn wires(&self) -> Vec<(String, String)> {
+        let (r, c) = (self._rows, self._cols);
+        let mut w = Vec::new();
+        for i in 0..r {
+            for j in 0..c {
+                let p = format!("pes${}", self.pe(i, j));
+                let (a, vfl) = if j == 0 {
+                    (self.name(Sig::RowA(i)), self.name(Sig::RowVfl(i)))
+                } else {
+                    let left = format!("pes${}", self.pe(i, j - 1));
+                    w.push((format!("{p}$a_in"), format!("{left}$a_out")));
+                    w.push((format!("{p}$v_in"), format!("{left}$v_out")));
+                    w.push((format!("{p}$f_in"), format!("{left}$f_out")));
+                    w.push((format!("{p}$l_in"), format!("{left}$l_out")));
+                    (String::new(), String::new())
+                };
+                if j == 0 {
+                    w.push((format!("{p}$a_in"), a));
+                    w.push((format!("{p}$v_in"), format!("{vfl}[0]")));
+                    w.push((format!("{p}$f_in"), format!("{vfl}[1]")));
+                    w.push((format!("{p}$l_in"), format!("{vfl}[2]")));
+                }
+                if i == 0 {
+                    w.push((format!("{p}$b_in"), self.name(Sig::ColB(j))));
+                    w.push((format!("{p}$ci_in"), format!("stage${j}$q")));
+                    w.push((format!("{p}$sh_in"), "32'h0".into()));
+                } else {
+                    let up = format!("pes${}", self.pe(i - 1, j));
+                    w.push((format!("{p}$b_in"), format!("{up}$b_out")));
+                    w.push((format!("{p}$ci_in"), format!("{up}$ci_out")));
+                    w.push((format!("{p}$sh_in"), format!("{up}$sh_out")));
+                }
+                for (port, src) in [
+                    ("clock", "clock"),
+                    ("reset", "reset"),
+                    ("prec", "prec"),
+                    ("ci_shift", "ci_shift"),
+                    ("sh_shift", "sh_shift"),
+                ] {
+                    w.push((format!("{p}${port}"), src.into()));
+                }
+            }
+        }
+        w
+    }
+
+    /// The simulation counterpart of [`wires`](Self::wires).
+    fn apply_wires(&mut self) {
+        let (r, c) = (self._rows, self._cols);
+        for i in 0..r {
+            for j in 0..c {
+                let n = self.pe(i, j);
+                let (a, vfl) = if j == 0 {
+                    (self.value_a(Sig::RowA(i)), self.value_vfl(i))
+                } else {
+                    let left = &self.pes[self.pe(i, j - 1)];
+                    let mut v = Bits::<3>::from(0u64);
+                    v = v.replace_bit(0, left.v_out.val());
+                    v = v.replace_bit(1, left.f_out.val());
+                    v = v.replace_bit(2, left.l_out.val());
+                    (left.a_out.val(), v)
+                };
+                let (b, ci, sh) = if i == 0 {
+                    (
+                        self.value_a(Sig::ColB(j)),
+                        self.stage[j].q.val(),
+                        Bits::<32>::from(0u64),
+                    )
+                } else {
+                    let up = &self.pes[self.pe(i - 1, j)];
+                    (up.b_out.val(), up.ci_out.val(), up.sh_out.val())
+                };
+                let (clock, reset, prec) = (self.clock.val(), self.reset.val(), self.prec.val());
+                let (ci_shift, sh_shift) = (self.ci_shift.val(), self.sh_shift.val());
+                let pe = &mut self.pes[n];
+                pe.a_in.next = a;
+                pe.v_in.next = vfl.get_bit(0);
+                pe.f_in.next = vfl.get_bit(1);
+                pe.l_in.next = vfl.get_bit(2);
+                pe.b_in.next = b;
+                pe.ci_in.next = ci;
+                pe.sh_in.next = sh;
+                pe.clock.next = clock;
+                pe.reset.next = reset;
+                pe.prec.next = prec;
+                pe.ci_shift.next = ci_shift;
+                pe.sh_shift.next = sh_shift;
+            }
+        }
+    }
+}
+
+impl<const KAW: usize> Logic for ArrayCore<KAW> {
+    fn update(&mut self) {
+        let (r, c) = (self._rows, self._cols);
+        let clock = self.clock.val();
+        // mirror: buffers (written one element at a time, all read at step_addr).
+        for (i, bank) in self.a_banks.iter_mut().enumerate() {
+            bank.read_clock.next = clock;
+            bank.write_clock.next = clock;
+            bank.read_address.next = self.step_addr.val();
+            bank.write_address.next = self.a_waddr.val();
+            bank.write_data.next = self.a_wdata.val();
+            bank.write_enable.next = self.a_we.val() && self.a_wsel.val().index() == i;
+        }
+        for (j, bank) in self.b_banks.iter_mut().enumerate() {
+            bank.read_clock.next = clock;
+            bank.write_clock.next = clock;
+            bank.read_address.next = self.step_addr.val();
+            bank.write_address.next = self.b_waddr.val();
+            bank.write_data.next = self.b_wdata.val();
+            bank.write_enable.next = self.b_we.val() && self.b_wsel.val().index() == j;
+        }
+        // mirror: the step flags follow the RAM read latency (one cycle).
+        self.step_vfl.clock.next = clock;
+        let mut vfl = Bits::<3>::from(0u64);
+        vfl = vfl.replace_bit(0, self.step.val());
+        vfl = vfl.replace_bit(1, self.step_first.val());
+        vfl = vfl.replace_bit(2, self.step_last.val());
+        self.step_vfl.d.next = if self.reset.val() { 0u64.into() } else { vfl };
+        // mirror: skew registers; row i (column j) is delayed by i (j) registers.
+        for i in 1..r {
+            for t in 0..i {
+                let n = Self::skew_index(i, t);
+                let (a_src, vfl_src) = if t == 0 {
+                    (self.a_banks[i].read_data.val(), self.step_vfl.q.val())
+                } else {
+                    let p = Self::skew_index(i, t - 1);
+                    (self.a_skew[p].q.val(), self.vfl_skew[p].q.val())
+                };
+                self.a_skew[n].clock.next = clock;
+                self.a_skew[n].d.next = a_src;
+                self.vfl_skew[n].clock.next = clock;
+                self.vfl_skew[n].d.next = if self.reset.val() {
+                    0u64.into()
+                } else {
+                    vfl_src
+                };
+            }
+        }
+        for j in 1..c {
+            for t in 0..j {
+                let n = Self::skew_index(j, t);
+                let src = if t == 0 {
+                    self.b_banks[j].read_data.val()
+                } else {
+                    self.b_skew[Self::skew_index(j, t - 1)].q.val()
+                };
+                self.b_skew[n].clock.next = clock;
+                self.b_skew[n].d.next = src;
+            }
+        }
+        // mirror: init staging row.
+        for j in 0..c {
+            self.stage[j].clock.next = clock;
+            self.stage[j].d.next = if self.ci_we.val() && self.ci_wsel.val().index() == j {
+                self.ci_wdata.val()
+            } else {
+                self.stage[j].q.val()
+            };
+        }
+        self.apply_wires();
+        // mirror: drain multiplexer and tile-captured flag.
+        let mut out = Bits::<32>::from(0u64);
+        for j in 0..c {
+            if self.out_sel.val().index() == j {
+                out = self.pes[self.pe(r - 1, j)].sh_out.val();
+            }
+        }
+        self.out_data.next = out;
+        self.done.next = self.pes[self.pe(r - 1, c - 1)].captured.val();
+    }
+
+    fn connect(&mut self) {
+        self.out_data.connect();
+        self.done.connect();
+        for bank in self.a_banks.iter_mut().chain(self.b_banks.iter_mut()) {
+            bank.read_clock.connect();
+            bank.write_clock.connect();
+            bank.read_address.connect();
+            bank.write_address.connect();
+            bank.write_data.connect();
+            bank.write_enable.connect();
+        }
+        for d in self.a_skew.iter_mut().chain(self.b_skew.iter_mut()) {
+            d.clock.connect();
+            d.d.connect();
+        }
+        for d in self
+            .vfl_skew
+            .iter_mut()
+            .chain(std::iter::once(&mut self.step_vfl))
+        {
+            d.clock.connect();
+            d.d.connect();
+        }
+        for d in self.stage.iter_mut() {
+            d.clock.connect();
+            d.d.connect();
+        }
+        for pe in self.pes.iter_mut() {
+            pe.a_in.connect();
+            pe.b_in.connect();
+            pe.v_in.connect();
+            pe.f_in.connect();
+            pe.l_in.connect();
+            pe.ci_in.connect();
+            pe.sh_in.connect();
+            pe.clock.connect();
+            pe.reset.connect();
+            pe.prec.connect();
+            pe.ci_shift.connect();
+            pe.sh_shift.connect();
+        }
+    }
+
+    fn hdl(&self) -> Verilog {
+        use std::fmt::Write;
+        let (r, c) = (self._rows, self._cols);
+        let mut s = String::from("always @(*) begin\n");
+        let mut put = |dst: &str, src: &str| {
+            let _ = writeln!(s, "    {dst} = {src};");
+        };
+        for (kind, n, we, sel, addr, data) in [
+            ("a_banks", r, "a_we", "a_wsel", "a_waddr", "a_wdata"),
+            ("b_banks", c, "b_we", "b_wsel", "b_waddr", "b_wdata"),
+        ] {
+            for i in 0..n {
+                put(&format!("{kind}${i}$read_clock"), "clock");
+                put(&format!("{kind}${i}$write_clock"), "clock");
+                put(&format!("{kind}${i}$read_address"), "step_addr");
+                put(&format!("{kind}${i}$write_address"), addr);
+                put(&format!("{kind}${i}$write_data"), data);
+                put(
+                    &format!("{kind}${i}$write_enable"),
+                    &format!("{we} & ({sel} == 8'd{i})"),
+                );
+            }
+        }
+        put("step_vfl$clock", "clock");
+        put(
+            "step_vfl$d",
+            "reset ? 3'b000 : {step_last, step_first, step}",
+        );
+        for i in 1..r {
+            for t in 0..i {
+                let n = Self::skew_index(i, t);
+                let (a_src, vfl_src) = if t == 0 {
+                    (format!("a_banks${i}$read_data"), "step_vfl$q".to_string())
+                } else {
+                    let p = Self::skew_index(i, t - 1);
+                    (format!("a_skew${p}$q"), format!("vfl_skew${p}$q"))
+                };
+                put(&format!("a_skew${n}$clock"), "clock");
+                put(&format!("a_skew${n}$d"), &a_src);
+                put(&format!("vfl_skew${n}$clock"), "clock");
+                put(
+                    &format!("vfl_skew${n}$d"),
+                    &format!("reset ? 3'b000 : {vfl_src}"),
+                );
+            }
+        }
+        for j in 1..c {
+            for t in 0..j {
+                let n = Self::skew_index(j, t);
+                let src = if t == 0 {
+                    format!("b_banks${j}$read_data")
+                } else {
+                    format!("b_skew${}$q", Self::skew_index(j, t - 1))
+                };
+                put(&format!("b_skew${n}$clock"), "clock");
+                put(&format!("b_skew${n}$d"), &src);
+            }
+        }
+        for j in 0..c {
+            put(&format!("stage${j}$clock"), "clock");
+            put(
+                &format!("stage${j}$d"),
+                &format!("(ci_we & (ci_wsel == 8'd{j})) ? ci_wdata : stage${j}$q"),
+            );
+        }
+        for (dst, src) in self.wires() {
+            put(&dst, &src);
+        }
+        put("out_data", "32'h0");
+        for j in 0..c {
+            let _ = writeln!(
+                s,
+                "    if (out_sel == 8'd{j}) out_data = pes${}$sh_out;",
+                self.pe(r - 1, j)
+            );
+        }
+        let _ = writeln!(s, "    done = pes${}$captured;", self.pe(r - 1, c - 1));
+        s.push_str("end\n");
+        Verilog::Custom(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtl::testbench::{settle, tick};
+    use golden::gemm::{reference, GemmSpec};
+    use golden::numerics::Precision;
+    use rand::{Rng, SeedableRng};
+
+    type Core = ArrayCore<4>;
+
+    fn clk(core: &mut Core) -> &mut Signal<In, Clock> {
+        &mut core.clock
+    }
+
+    /// Computes one R×C tile of `A(R×K)·B(K×C)` on the core (K ≤ 16) and returns it row-major.
+    fn run(core: &mut Core, prec: u64, a: &[u16], b: &[u16], init: &[u32], k: usize) -> Vec<u32> {
+        let (r, c) = (core._rows, core._cols);
+        core.prec.next = prec.into();
+        for i in 0..r {
+            for kk in 0..k {
+                core.a_we.next = true;
+                core.a_wsel.next = (i as u64).into();
+                core.a_waddr.next = (kk as u64).into();
+                core.a_wdata.next = u64::from(a[i * k + kk]).into();
+                tick(core, clk);
+            }
+        }
+        core.a_we.next = false;
+        for kk in 0..k {
+            for j in 0..c {
+                core.b_we.next = true;
+                core.b_wsel.next = (j as u64).into();
+                core.b_waddr.next = (kk as u64).into();
+                core.b_wdata.next = u64::from(b[kk * c + j]).into();
+                tick(core, clk);
+            }
+        }
+        core.b_we.next = false;
+        // Init rows bottom first.
+        for i in (0..r).rev() {
+            for j in 0..c {
+                core.ci_we.next = true;
+                core.ci_wsel.next = (j as u64).into();
+                core.ci_wdata.next = u64::from(init[i * c + j]).into();
+                tick(core, clk);
+            }
+            core.ci_we.next = false;
+            core.ci_shift.next = true;
+            tick(core, clk);
+            core.ci_shift.next = false;
+        }
+        let mut done = false;
+        for kk in 0..k + r + c + 8 {
+            core.step.next = kk < k;
+            core.step_first.next = kk == 0;
+            core.step_last.next = kk + 1 == k;
+            core.step_addr.next = (kk.min(15) as u64).into();
+            tick(core, clk);
+            done |= core.done.val();
+        }
+        core.step.next = false;
+        assert!(done, "the tile never completed");
+        let mut out = vec![0; r * c];
+        for t in 0..r {
+            let i = r - 1 - t;
+            for j in 0..c {
+                core.out_sel.next = (j as u64).into();
+                settle(core);
+                out[i * c + j] = core.out_data.val().to_u64() as u32;
+            }
+            core.sh_shift.next = true;
+            tick(core, clk);
+            core.sh_shift.next = false;
+        }
+        out
+    }
+
+    fn check(prec: Precision, rows: usize, cols: usize, k: usize, seed: u64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut core = Core::new(rows, cols);
+        core.connect_all();
+        core.reset.next = true;
+        tick(&mut core, clk);
+        core.reset.next = false;
+        let code = match prec {
+            Precision::Int8 => 0,
+            Precision::Bf16 => 1,
+            Precision::Fp16 => 2,
+        };
+        let elem = |rng: &mut rand::rngs::StdRng| -> u16 {
+            match prec.operand_format() {
+                None => rng.random::<u8>().into(),
+                Some(f) => f.encode_rne(rng.random_range(-3.0f32..3.0)) as u16,
+            }
+        };
+        let a: Vec<u16> = (0..rows * k).map(|_| elem(&mut rng)).collect();
+        let b: Vec<u16> = (0..k * cols).map(|_| elem(&mut rng)).collect();
+        let init: Vec<u32> = (0..rows * cols)
+            .map(|_| match prec {
+                Precision::Int8 => rng.random::<u32>(),
+                _ => rng.random_range(-2.0f32..2.0).to_bits(),
+            })
+            .collect();
+        let got = run(&mut core, code, &a, &b, &init, k);
+        // The golden reference on the same data.
+        let bytes = |v: &[u16]| -> Vec<u8> {
+            v.iter()
+                .flat_map(|x| {
+                    if prec.operand_bytes() == 1 {
+                        vec![*x as u8]
+                    } else {
+                        x.to_le_bytes().to_vec()
+                    }
+                })
+                .collect()
+        };
+        let mut spec = GemmSpec::new(prec, rows, cols, k);
+        spec.accumulate = true;
+        let c_bytes: Vec<u8> = init.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let mut d = vec![0u8; spec.d_bytes()];
+        reference::gemm(&spec, &bytes(&a), &bytes(&b), Some(&c_bytes), &mut d).unwrap();
+        let want: Vec<u32> = d
+            .chunks(4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .collect();
+        assert_eq!(got, want, "{prec} {rows}×{cols}×{k}");
+    }
+
+    #[test]
+    fn array_tiles_match_golden() {
+        check(Precision::Bf16, 3, 2, 5, 1);
+        check(Precision::Fp16, 2, 3, 7, 2);
+        check(Precision::Int8, 2, 2, 16, 3);
+        check(Precision::Bf16, 1, 1, 1, 4);
+    }
+}

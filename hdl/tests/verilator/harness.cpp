@@ -1,0 +1,112 @@
+// A minimal Verilator harness for hdl/tests/verilator_sim.rs: a 64 KiB AXI4 memory (one burst at
+// a time, in order, OKAY responses) and a CSR driver that runs a script:
+//   w OFFSET VALUE   write a register
+//   r OFFSET         read a register and print "r OFFSET VALUE"
+//   wait N           clock until COMPLETED >= N (exit 2 after 2,000,000 cycles: a hang)
+// Memory is loaded from mem.bin and written to out.bin at the end. Usage: vtop DIR
+#include "Vtop.h"
+#include "verilated.h"
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+static Vtop* t;
+static std::vector<uint8_t> mem(1 << 16);
+static bool rburst = false, waddr_ok = false, wdata_ok = false, wresp = false;
+static uint32_t raddr = 0, rbeats = 0, waddr = 0;
+static uint8_t wbytes[16];
+static uint16_t wstrb = 0;
+static uint64_t cycles = 0;
+
+static void cycle() {
+    t->axi__024arready = !rburst;
+    t->axi__024rvalid = rburst;
+    t->axi__024rlast = rburst && rbeats == 1;
+    t->axi__024rresp = 0;
+    for (int i = 0; i < 4; i++) {
+        uint32_t w = 0;
+        for (int b = 0; b < 4 && rburst; b++) w |= uint32_t(mem[(raddr + 4 * i + b) & 0xFFFF]) << (8 * b);
+        t->axi__024rdata[i] = w;
+    }
+    bool awready = !waddr_ok && !wresp, wready = !wdata_ok && !wresp;
+    t->axi__024awready = awready;
+    t->axi__024wready = wready;
+    t->axi__024bvalid = wresp;
+    t->axi__024bresp = 0;
+    t->clock = 0;
+    t->eval();
+    bool arvalid = t->axi__024arvalid, rready = t->axi__024rready, awvalid = t->axi__024awvalid;
+    bool wvalid = t->axi__024wvalid, bready = t->axi__024bready;
+    uint32_t araddr = t->axi__024araddr, arlen = t->axi__024arlen, awaddr = t->axi__024awaddr;
+    uint16_t strb = t->axi__024wstrb;
+    uint8_t data[16];
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 4; b++) data[4 * i + b] = (t->axi__024wdata[i] >> (8 * b)) & 0xFF;
+    t->clock = 1;
+    t->eval();
+    cycles++;
+    if (rburst) {
+        if (rready) {
+            if (--rbeats == 0) rburst = false; else raddr += 16;
+        }
+    } else if (arvalid) {
+        rburst = true; raddr = araddr; rbeats = arlen + 1;
+    }
+    if (wresp) {
+        if (bready) { wresp = false; waddr_ok = false; }
+        return;
+    }
+    if (awvalid && awready) { waddr_ok = true; waddr = awaddr; }
+    if (wvalid && wready) { wdata_ok = true; memcpy(wbytes, data, 16); wstrb = strb; }
+    if (waddr_ok && wdata_ok) {
+        for (int i = 0; i < 16; i++) if (wstrb >> i & 1) mem[(waddr + i) & 0xFFFF] = wbytes[i];
+        wdata_ok = false; wresp = true;
+    }
+}
+
+static void csr_write(uint32_t off, uint32_t v) {
+    t->csr__024addr = off; t->csr__024wdata = v; t->csr__024write = 1;
+    cycle();
+    t->csr__024write = 0;
+}
+
+static uint32_t csr_read(uint32_t off) {
+    t->csr__024addr = off; t->csr__024read = 1;
+    cycle();
+    t->csr__024read = 0;
+    t->clock = 0; t->eval();
+    return t->csr__024rdata;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) { fprintf(stderr, "usage: vtop DIR\n"); return 1; }
+    std::string dir = argv[1];
+    FILE* f = fopen((dir + "/mem.bin").c_str(), "rb");
+    if (!f || fread(mem.data(), 1, mem.size(), f) != mem.size()) { fprintf(stderr, "cannot read mem.bin\n"); return 1; }
+    fclose(f);
+    t = new Vtop;
+    t->reset = 1; cycle(); cycle(); t->reset = 0;
+    FILE* s = fopen((dir + "/script.txt").c_str(), "r");
+    if (!s) { fprintf(stderr, "cannot read script.txt\n"); return 1; }
+    char cmd[16]; unsigned a, b;
+    while (fscanf(s, "%15s", cmd) == 1) {
+        if (!strcmp(cmd, "w") && fscanf(s, "%u %u", &a, &b) == 2) csr_write(a, b);
+        else if (!strcmp(cmd, "r") && fscanf(s, "%u", &a) == 1) printf("r %u %u\n", a, csr_read(a));
+        else if (!strcmp(cmd, "wait") && fscanf(s, "%u", &a) == 1) {
+            uint64_t start = cycles;
+            while (csr_read(0x030) < a) {
+                for (int i = 0; i < 16; i++) cycle();
+                if (cycles - start > 2000000) { fprintf(stderr, "hang\n"); return 2; }
+            }
+        } else { fprintf(stderr, "bad script command %s\n", cmd); return 1; }
+    }
+    fclose(s);
+    printf("cycles %llu\n", (unsigned long long)cycles);
+    FILE* o = fopen((dir + "/out.bin").c_str(), "wb");
+    fwrite(mem.data(), 1, mem.size(), o);
+    fclose(o);
+    delete t;
+    return 0;
+}
