@@ -2,4 +2,5 @@
 
 pub mod checks;
 pub mod error;
+pub mod server;
 pub mod wire;
