@@ -426,7 +426,7 @@ pub trait Transport: Send {
 
 /// Checks a register access the way every backend must: a multiple of 4, inside the space.
 pub fn check_register_offset(offset: u64, register_bytes: u64) -> Result<(), TransportError> {
-    if offset % 4 != 0 {
+    if !offset.is_multiple_of(4) {
         return Err(TransportError::MisalignedRegister { offset });
     }
     let inside = matches!(offset.checked_add(4), Some(end) if end <= register_bytes);

@@ -288,7 +288,7 @@ impl Transport for SimDevice {
                 });
             }
             let out_of_cycles = budget.cycles.is_some_and(|limit| waited >= limit);
-            let out_of_time = waited % WALL_CHECK_INTERVAL == 0
+            let out_of_time = waited.is_multiple_of(WALL_CHECK_INTERVAL)
                 && budget.wall.is_some_and(|limit| started.elapsed() >= limit);
             if out_of_cycles || out_of_time {
                 return Err(TransportError::Timeout {
