@@ -61,6 +61,10 @@ pub struct Run {
     /// Artifacts per second of CPU time this process used (all its threads: for `api` the
     /// daemon and the polling included), where Linux reports it.
     pub per_cpu_second: Option<f64>,
+    /// For `api` runs: CPU seconds of the device threads (the golden forward on the device,
+    /// plus the guard and queue around it) and of every other thread of the process (HTTP,
+    /// committer with outbox fsync, callback sender, watchdog), where Linux reports them.
+    pub thread_cpu: Option<ThreadCpu>,
     /// Nonces counted.
     pub nonces: u64,
     /// Seconds measured.
@@ -77,6 +81,47 @@ fn process_cpu_seconds() -> Option<f64> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on every Linux architecture Rust targets.
     Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds of a run, split by thread role.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ThreadCpu {
+    /// Threads named `device-*` (the pool's device threads) and `golden-cpu-*` (the `cpu`
+    /// device's GEMM workers; with the cross-check off, which is the benchmark's default, no
+    /// other golden device runs).
+    pub device_s: f64,
+    /// All other threads.
+    pub other_s: f64,
+}
+
+/// CPU seconds of this process's threads so far, split into device threads and the rest, from
+/// `/proc/self/task/*/stat`. Threads that ended are missing, so only deltas over a period in
+/// which the daemon's threads all live are meaningful.
+fn thread_cpu_seconds() -> Option<ThreadCpu> {
+    let mut split = ThreadCpu::default();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let seconds = (ticks(11) + ticks(12)) as f64 / 100.0;
+        if name.starts_with("device-") || name.starts_with("golden-cpu-") {
+            split.device_s += seconds;
+        } else {
+            split.other_s += seconds;
+        }
+    }
+    Some(split)
 }
 
 fn per_cpu(nonces: u64, before: Option<f64>, after: Option<f64>) -> Option<f64> {
@@ -104,6 +149,13 @@ pub struct BenchReport {
     /// The same median ratio of artifacts per CPU second (insensitive to other processes'
     /// load; it counts everything the daemon adds, threads included).
     pub cpu_ratio: Option<f64>,
+    /// Median over API runs of artifacts per CPU second of the device threads alone, over the
+    /// raw runs' artifacts per CPU second: what the guard, queue and pool cost the device
+    /// thread itself (1.0 = nothing).
+    pub device_thread_ratio: Option<f64>,
+    /// Median over API runs of the CPU seconds of all non-device threads per CPU second of the
+    /// device threads: what the daemon needs beside the devices (a spare core's share).
+    pub other_thread_cpu_fraction: Option<f64>,
     /// Artifacts the daemons delivered to the callback receiver during the API runs.
     pub delivered: u64,
 }
@@ -149,6 +201,7 @@ fn raw_rate(
         kind: "raw",
         per_second: nonces as f64 / seconds,
         per_cpu_second: per_cpu(nonces, cpu0, process_cpu_seconds()),
+        thread_cpu: None,
         nonces,
         seconds,
     })
@@ -210,9 +263,17 @@ async fn api_rate(
     }
     let (t0, p0) = (Instant::now(), processed(&client, &base).await?);
     let cpu0 = process_cpu_seconds();
+    let threads0 = thread_cpu_seconds();
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     let (t1, p1) = (Instant::now(), processed(&client, &base).await?);
     let cpu1 = process_cpu_seconds();
+    let thread_cpu = match (threads0, thread_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(ThreadCpu {
+            device_s: b.device_s - a.device_s,
+            other_s: (b.other_s - a.other_s).max(0.0),
+        }),
+        _ => None,
+    };
     client
         .post(format!("{base}/api/v1/pow/stop"))
         .send()
@@ -229,6 +290,7 @@ async fn api_rate(
             kind: "api",
             per_second: (p1 - p0) as f64 / seconds,
             per_cpu_second: per_cpu(p1 - p0, cpu0, cpu1),
+            thread_cpu,
             nonces: p1 - p0,
             seconds,
         },
@@ -268,6 +330,8 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     runs.push(first);
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
+    let mut device_ratios = Vec::new();
+    let mut other_fractions = Vec::new();
     for round in 0..args.rounds.max(1) {
         let (api, sent) = api_rate(args, &receiver_url, round).await?;
         delivered += sent;
@@ -283,6 +347,10 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             after.per_cpu_second,
         ) {
             cpu_ratios.push(a / ((b + c) / 2.0));
+            if let Some(t) = api.thread_cpu.filter(|t| t.device_s > 0.0) {
+                device_ratios.push(api.nonces as f64 / t.device_s / ((b + c) / 2.0));
+                other_fractions.push(t.other_s / t.device_s);
+            }
         }
         runs.push(api);
         runs.push(after);
@@ -307,6 +375,8 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         ratio,
         ratios,
         cpu_ratio,
+        device_thread_ratio: median(&device_ratios),
+        other_thread_cpu_fraction: median(&other_fractions),
         delivered,
     })
 }
