@@ -37,7 +37,9 @@ async fn receiver_down_then_up_gets_every_artifact() {
         )
         .await;
     assert_eq!(code, 200);
-    daemon.wait_processed(200, Duration::from_secs(120)).await;
+    daemon
+        .wait_processed(scale(200, 3000), Duration::from_secs(600))
+        .await;
     // The daemon keeps trying (and keeps generating) while the receiver is down.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(receiver.refused() >= 2, "the daemon retried");
@@ -97,7 +99,9 @@ async fn sigkill_mid_run_loses_nothing() {
     assert_eq!(code, 200);
     // Everything /status counts is fsync'd in the outbox; more may be committed after this
     // read and before the kill, which must arrive too.
-    let committed = daemon.wait_processed(300, Duration::from_secs(120)).await;
+    let committed = daemon
+        .wait_processed(scale(300, 5000), Duration::from_secs(600))
+        .await;
     daemon.kill();
     assert_eq!(
         receiver.artifact_count(),

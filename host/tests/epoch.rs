@@ -78,7 +78,9 @@ async fn full_epoch_generation_stop_and_validation() {
                "node_count": 3, "group_id": 0, "n_groups": 1, "seq_len": SEQ_LEN, "k_dim": K_DIM})
     );
 
-    daemon.wait_processed(96, Duration::from_secs(120)).await;
+    daemon
+        .wait_processed(scale(96, 2000), Duration::from_secs(600))
+        .await;
     assert!(
         receiver
             .wait_for(Duration::from_secs(60), |r| r.artifacts.len() >= 64)

@@ -21,19 +21,20 @@ fn concurrent_status_and_generate_from_another_process() {
         "--queue-cap",
         "256",
     ]);
+    let seconds = scale(3, 30).to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_host"))
         .args([
             "loadtest",
             "--url",
             &daemon.base,
             "--seconds",
-            "3",
+            &seconds,
             "--status-concurrency",
             "4",
             "--generate-concurrency",
             "3",
             "--max-requests",
-            "20000",
+            if full() { "400000" } else { "20000" },
             "--nonces",
             "64",
             "--model",

@@ -392,4 +392,128 @@ mod tests {
         let err = check_generate(&generate("[1]", stat), &l).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("stat_test.dist_threshold"));
     }
+
+    mod never_panics {
+        //! Network input, mutated at random: parsing and checking never panic, and every refusal
+        //! is a 4xx that says something.
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                "[ -~]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::hash_map("[a-z_]{1,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn base() -> Value {
+            json!({"block_hash": "h", "block_height": 1, "public_key": "p", "node_id": 0,
+                   "node_count": 1, "nonces": [1, 2], "batch_size": 4,
+                   "params": {"model": "synthetic:tiny", "seq_len": 4, "k_dim": 12},
+                   "validation": {"artifacts": [{"nonce": 1, "vector_b64": "AAAA"},
+                                                {"nonce": 2, "vector_b64": "AAAA"}]},
+                   "stat_test": {"p_mismatch": 0.001}})
+        }
+
+        const POINTERS: &[&str] = &[
+            "/block_hash",
+            "/block_height",
+            "/public_key",
+            "/node_id",
+            "/node_count",
+            "/group_id",
+            "/n_groups",
+            "/nonces",
+            "/nonces/0",
+            "/batch_size",
+            "/params",
+            "/params/model",
+            "/params/seq_len",
+            "/params/k_dim",
+            "/params/extra",
+            "/url",
+            "/wait",
+            "/validation",
+            "/validation/artifacts",
+            "/validation/artifacts/0",
+            "/validation/artifacts/0/nonce",
+            "/validation/artifacts/1/vector_b64",
+            "/stat_test",
+            "/stat_test/p_mismatch",
+            "/stat_test/fraud_threshold",
+        ];
+
+        fn set(mut value: Value, pointer: &str, to: Value) -> Value {
+            let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+            match value.pointer_mut(parent) {
+                Some(Value::Object(map)) => {
+                    map.insert(key.to_string(), to);
+                }
+                Some(Value::Array(items)) => {
+                    if let Some(item) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                        *item = to;
+                    }
+                }
+                _ => {}
+            }
+            value
+        }
+
+        fn judge(body: &[u8]) {
+            let l = limits();
+            let refusal = match parse_json::<GenerateRequest>(body) {
+                Ok(request) => check_generate(&request, &l).err(),
+                Err(err) => Some(err),
+            };
+            if let Some(err) = refusal {
+                assert!(err.status.is_client_error(), "{err}");
+                assert!(!err.detail.is_empty());
+                assert!(err.field.as_deref() != Some(""));
+            }
+            let refusal = match parse_json::<InitGenerateRequest>(body) {
+                Ok(request) => check_init(&request, &l).err(),
+                Err(err) => Some(err),
+            };
+            if let Some(err) = refusal {
+                assert!(err.status.is_client_error(), "{err}");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn mutated_fields(mutations in prop::collection::vec(
+                (prop::sample::select(POINTERS), any_json()), 1..4)) {
+                let mut body = base();
+                for (pointer, value) in mutations {
+                    body = set(body, pointer, value);
+                }
+                judge(body.to_string().as_bytes());
+            }
+
+            #[test]
+            fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                judge(&bytes);
+            }
+
+            #[test]
+            fn truncated_bodies(cut in 0usize..400) {
+                let text = base().to_string();
+                judge(&text.as_bytes()[..cut.min(text.len())]);
+            }
+        }
+    }
 }

@@ -16,6 +16,21 @@ use golden::poc::{Engine, Round, RoundParams};
 use serde_json::Value;
 
 pub const MODEL: &str = "synthetic:tiny";
+
+/// Whether the larger suites run (`POCFORGE_FULL=1`); by default every test runs, smaller, so
+/// the crate's tests stay within about two CPU minutes on a 2-core CI machine.
+pub fn full() -> bool {
+    std::env::var("POCFORGE_FULL").is_ok_and(|v| v == "1")
+}
+
+/// `quick` by default, `large` under `POCFORGE_FULL=1`.
+pub fn scale(quick: u64, large: u64) -> u64 {
+    if full() {
+        large
+    } else {
+        quick
+    }
+}
 pub const SEQ_LEN: u64 = 16;
 pub const K_DIM: u64 = 12;
 
