@@ -130,6 +130,11 @@ impl SimDevice {
         &mut self.bench
     }
 
+    /// The model and memory, read-only (statistics, fault hits).
+    pub fn bench_ref(&self) -> &Bench {
+        &self.bench
+    }
+
     /// The memory model.
     pub fn memory(&self) -> &AxiMemory {
         self.bench.memory()

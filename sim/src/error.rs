@@ -144,6 +144,13 @@ pub enum SimError {
         message: String,
     },
 
+    /// A fault could not be parsed, resolved or installed.
+    #[error("fault injection: {message}")]
+    Fault {
+        /// What was wrong and what would be right.
+        message: String,
+    },
+
     /// Icarus Verilog is missing or the run failed.
     #[error("Icarus Verilog: {message}")]
     Icarus {

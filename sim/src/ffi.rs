@@ -32,6 +32,8 @@ type GetWordsFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32);
 type SetWordsFn = unsafe extern "C" fn(*mut c_void, u32, *const u32, u32);
 type ModelStrFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
 type ModelU64Fn = unsafe extern "C" fn(*mut c_void) -> u64;
+type FaultAddFn = unsafe extern "C" fn(*mut c_void, *const c_char, i64, u32, u32, u64, u64) -> i32;
+type FaultHitsFn = unsafe extern "C" fn(*mut c_void, u32) -> u64;
 
 /// The shim's entry points.
 struct Api {
@@ -52,6 +54,9 @@ struct Api {
     error: ModelStrFn,
     time: ModelU64Fn,
     trace_flush: ModelFn,
+    has_faults: U32Fn,
+    fault_add: FaultAddFn,
+    fault_hits: FaultHitsFn,
 }
 
 /// A loaded simulation library.
@@ -113,6 +118,9 @@ impl RawLibrary {
             error: symbol!("pf_error", ModelStrFn),
             time: symbol!("pf_time", ModelU64Fn),
             trace_flush: symbol!("pf_trace_flush", ModelFn),
+            has_faults: symbol!("pf_has_faults", U32Fn),
+            fault_add: symbol!("pf_fault_add", FaultAddFn),
+            fault_hits: symbol!("pf_fault_hits", FaultHitsFn),
         };
         Ok(Self {
             api,
@@ -139,6 +147,12 @@ impl RawLibrary {
     pub fn has_trace(&self) -> bool {
         // SAFETY: no arguments, returns a constant.
         unsafe { (self.api.has_trace)() != 0 }
+    }
+
+    /// Whether the library was built for fault injection.
+    pub fn has_faults(&self) -> bool {
+        // SAFETY: no arguments, returns a constant.
+        unsafe { (self.api.has_faults)() != 0 }
     }
 }
 
@@ -236,6 +250,45 @@ impl RawModel {
     pub fn time(&self) -> u64 {
         // SAFETY: live model.
         unsafe { (self.library.api.time)(self.handle.as_ptr()) }
+    }
+
+    /// Adds a fault on bit `bit` of the signal `name` (word `word` of a memory), active in
+    /// cycles `from..=until`; `Err` carries the shim's reason.
+    pub fn fault_add(
+        &mut self,
+        name: &str,
+        word: Option<u32>,
+        bit: u32,
+        mode: u32,
+        from: u64,
+        until: u64,
+    ) -> Result<(), String> {
+        let name = CString::new(name).map_err(|_| format!("signal name {name:?} contains NUL"))?;
+        let word = word.map_or(-1, i64::from);
+        // SAFETY: live model; `name` is NUL-terminated and outlives the call; the shim checks
+        // every other argument.
+        let status = unsafe {
+            (self.library.api.fault_add)(
+                self.handle.as_ptr(),
+                name.as_ptr(),
+                word,
+                bit,
+                mode,
+                from,
+                until,
+            )
+        };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// Cycles on which fault `index` changed its signal.
+    pub fn fault_hits(&self, index: u32) -> u64 {
+        // SAFETY: live model; the shim checks the index.
+        unsafe { (self.library.api.fault_hits)(self.handle.as_ptr(), index) }
     }
 
     /// Flushes the VCD trace, if one is open.

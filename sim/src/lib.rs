@@ -11,15 +11,22 @@
 //! - [`csr`]: the host side of the accelerator's register port;
 //! - [`bench`]: a model and its memory clocked together;
 //! - [`device`]: [`SimDevice`], all of the above as a `driver::Transport`;
-//! - [`icarus`]: running a test bench under Icarus Verilog, the speed baseline.
+//! - [`icarus`]: running a test bench under Icarus Verilog, the speed baseline;
+//! - [`accel`]: the PoCForge accelerator for a configuration: emitted, built, wired as a device;
+//! - [`fault`] (with [`hier`]): fault injection into named internal state;
+//! - [`run`], [`report`]: the `sim` command's work (conformance suites, PoC batches, GEMM
+//!   benchmarks) and its reports.
 //!
 //! See `docs/sim.md` for the conventions.
 
+pub mod accel;
 pub mod bench;
 pub mod csr;
 pub mod device;
 pub mod error;
+pub mod fault;
 mod ffi;
+pub mod hier;
 pub mod icarus;
 pub mod memory;
 pub mod model;

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::error::SimError;
+use crate::fault::SignalFault;
 use crate::ffi::{RawLibrary, RawModel};
 use crate::ports::Direction;
 use crate::shim::{self, STATUS_BROKEN, STATUS_ERROR, STATUS_FINISHED, STATUS_OK};
@@ -132,6 +133,11 @@ impl VerilatedLibrary {
         self.raw.has_trace()
     }
 
+    /// Whether it was built for fault injection ([`BuildOptions::public_rw`]).
+    pub fn has_faults(&self) -> bool {
+        self.raw.has_faults()
+    }
+
     fn port(&self, name: &str, wanted: Direction) -> Result<(u32, u32), SimError> {
         let Some(index) = self.ports.iter().position(|p| p.name == name) else {
             let available: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
@@ -209,6 +215,10 @@ pub struct ModelOptions {
     pub clock: Option<String>,
     /// Write a VCD trace (GTKWave reads it) to this file; needs a library built with tracing.
     pub trace: Option<PathBuf>,
+    /// Faults to inject from the start; needs a library built with their signals public
+    /// ([`crate::BuildOptions::public_rw`]). A fresh model made from these options (a power
+    /// cycle) gets the same faults again.
+    pub faults: Vec<SignalFault>,
 }
 
 impl Default for ModelOptions {
@@ -216,6 +226,7 @@ impl Default for ModelOptions {
         Self {
             clock: Some("clock".into()),
             trace: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -271,7 +282,16 @@ impl Model {
                     .map_err(|e| SimError::io(format!("creating {}", parent.display()), e))?;
             }
         }
-        let raw = RawModel::new(Arc::clone(&library.raw), options.trace.as_deref()).map_err(
+        if !options.faults.is_empty() && !library.has_faults() {
+            return Err(SimError::Fault {
+                message: format!(
+                    "{} was built without fault support; build with the faulted signals in \
+                     BuildOptions::public_rw",
+                    library.path.display()
+                ),
+            });
+        }
+        let mut raw = RawModel::new(Arc::clone(&library.raw), options.trace.as_deref()).map_err(
             |message| {
                 if options.trace.is_some() {
                     SimError::Trace { message }
@@ -280,6 +300,19 @@ impl Model {
                 }
             },
         )?;
+        for fault in &options.faults {
+            raw.fault_add(
+                &crate::fault::vpi_name(&fault.signal),
+                fault.word,
+                fault.bit,
+                fault.mode.code(),
+                fault.from,
+                fault.until,
+            )
+            .map_err(|message| SimError::Fault {
+                message: format!("{fault}: {message}"),
+            })?;
+        }
         Ok(Self {
             raw,
             library: Arc::clone(library),
@@ -479,6 +512,14 @@ impl Model {
         };
         self.cycle += done;
         self.check(status)
+    }
+
+    /// For each fault of [`ModelOptions::faults`], the cycles on which it changed its signal
+    /// (a stuck-at fault whose bit already had the stuck value changes nothing).
+    pub fn fault_hits(&self) -> Vec<u64> {
+        (0..self.options.faults.len())
+            .map(|i| self.raw.fault_hits(i as u32))
+            .collect()
     }
 
     /// Flushes the VCD trace to disk (it is also flushed when the model is dropped).

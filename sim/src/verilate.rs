@@ -41,6 +41,8 @@ use crate::toolchain::Verilator;
 
 /// Version of the cache layout and build recipe; bump to invalidate every cached build.
 const RECIPE_VERSION: &str = "pocforge-sim-build-1";
+/// Name of the Verilator configuration file of fault builds.
+const PUBLIC_CONFIG_FILE: &str = "public.vlt";
 /// Name of the shared library inside a build folder.
 pub const LIBRARY_FILE: &str = "libpfsim.so";
 /// Written last into a build folder: its presence means the build is complete.
@@ -60,6 +62,11 @@ pub struct BuildOptions {
     pub cxx_opt: String,
     /// Further Verilator flags (e.g. `-GWIDTH=64`, `--threads 2`); part of the cache key.
     pub extra_args: Vec<String>,
+    /// Internal signals to make writable for fault injection, as (module, variable) pairs of the
+    /// Verilog. Non-empty: the build adds Verilator's VPI (`--vpi`) and a configuration file
+    /// marking exactly these variables `public_flat_rw`, and the shim gets fault support
+    /// ([`crate::fault`]). Part of the cache key; the rest of the design is optimised as usual.
+    pub public_rw: Vec<(String, String)>,
 }
 
 impl Default for BuildOptions {
@@ -70,6 +77,7 @@ impl Default for BuildOptions {
             jobs: None,
             cxx_opt: "-O2".into(),
             extra_args: Vec::new(),
+            public_rw: Vec::new(),
         }
     }
 }
@@ -141,9 +149,17 @@ pub fn build(verilog: &str, top: &str, options: &BuildOptions) -> Result<Built, 
     let started = Instant::now();
     let ports = parse_ports(verilog, top)?;
     let verilator = Verilator::get()?;
-    let shim_text = shim::generate(&ports, options.trace);
+    let faults = !options.public_rw.is_empty();
+    let shim_text = shim::generate(&ports, options.trace, faults);
+    let public_config = public_config(&options.public_rw)?;
     let args = verilator_args(top, options);
-    let key = cache_key(verilog, top, &verilator, &shim_text, &args);
+    let key = cache_key(
+        verilog,
+        top,
+        &verilator,
+        &(shim_text.clone() + &public_config),
+        &args,
+    );
     let cache = options.cache_dir.clone().unwrap_or_else(default_cache_dir);
     let dir = cache.join(format!("{}-{key}", file_safe(top)));
 
@@ -172,7 +188,12 @@ pub fn build(verilog: &str, top: &str, options: &BuildOptions) -> Result<Built, 
     let tmp = cache.join(format!(".tmp-{key}-{}-{}", std::process::id(), nanos()));
     fs::create_dir_all(&tmp).map_err(|e| SimError::io(format!("creating {}", tmp.display()), e))?;
 
-    let result = run_build(&tmp, verilog, &shim_text, &verilator, &args, options, top);
+    let result = if faults {
+        write_file(&tmp.join(PUBLIC_CONFIG_FILE), public_config.as_bytes())
+    } else {
+        Ok(())
+    }
+    .and_then(|()| run_build(&tmp, verilog, &shim_text, &verilator, &args, options, top));
     if let Err(error) = result {
         let failed = cache.join(format!("failed-{}-{key}", file_safe(top)));
         let _ = fs::remove_dir_all(&failed);
@@ -268,8 +289,41 @@ fn verilator_args(top: &str, options: &BuildOptions) -> Vec<String> {
         args.extend(["-MAKEFLAGS".into(), flag]);
     }
     args.extend(options.extra_args.iter().cloned());
+    if !options.public_rw.is_empty() {
+        args.extend(["--vpi".into(), PUBLIC_CONFIG_FILE.into()]);
+    }
     args.extend(["top.v".into(), "shim.cpp".into()]);
     args
+}
+
+/// The Verilator configuration file marking the fault targets writable (empty without any).
+fn public_config(signals: &[(String, String)]) -> Result<String, SimError> {
+    if signals.is_empty() {
+        return Ok(String::new());
+    }
+    let mut text = String::from("`verilator_config\n");
+    let mut sorted: Vec<&(String, String)> = signals.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    for (module, var) in sorted {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        };
+        if !plain(module) || !plain(var) {
+            return Err(SimError::Fault {
+                message: format!(
+                    "cannot make `{module}`.`{var}` public: module and variable names may only \
+                     hold letters, digits, `_` and `$`"
+                ),
+            });
+        }
+        text.push_str(&format!(
+            "public_flat_rw -module \"{module}\" -var \"{var}\"\n"
+        ));
+    }
+    Ok(text)
 }
 
 fn cache_key(

@@ -205,6 +205,7 @@ fn a_traced_device_writes_a_vcd() {
         let mut device = device_with(ModelOptions {
             clock: Some("clock".into()),
             trace: Some(path.clone()),
+            ..ModelOptions::default()
         });
         let data = pattern(2, 4 * BEAT);
         assert_eq!(copy_through(device.as_mut(), &data).0, data);

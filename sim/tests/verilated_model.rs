@@ -148,6 +148,7 @@ fn port_lookups_explain_mistakes() {
         ModelOptions {
             clock: Some("clk".into()),
             trace: None,
+            ..ModelOptions::default()
         },
     )
     .unwrap_err();
@@ -160,6 +161,7 @@ fn port_lookups_explain_mistakes() {
         ModelOptions {
             clock: None,
             trace: None,
+            ..ModelOptions::default()
         },
     )
     .unwrap();
@@ -199,6 +201,7 @@ fn tracing_writes_a_vcd_file() {
             ModelOptions {
                 clock: Some("clock".into()),
                 trace: Some(path.clone()),
+                ..ModelOptions::default()
             },
         )
         .unwrap();
