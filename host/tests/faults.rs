@@ -4,26 +4,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use host::receiver::Receiver;
 use serde_json::json;
-
-async fn wait_metric(daemon: &Daemon, sample: &str, at_least: f64, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = daemon.metrics().await;
-        if metric(&text, sample).is_some_and(|v| v >= at_least) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sample} never reached {at_least}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_bits_are_caught_never_reported_and_the_device_quarantined() {

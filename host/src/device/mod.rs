@@ -13,6 +13,7 @@
 pub mod cpu;
 pub mod fault;
 pub mod guard;
+pub mod sim;
 pub mod telemetry;
 
 use golden::poc::{DeviceError, MatmulDevice};
@@ -67,6 +68,8 @@ pub trait BackendConfig {
 pub enum DeviceConfig {
     /// The CPU golden model.
     Cpu(cpu::CpuConfig),
+    /// The accelerator's RTL, Verilated, through the driver.
+    Sim(sim::SimConfig),
 }
 
 impl DeviceConfig {
@@ -74,12 +77,14 @@ impl DeviceConfig {
     pub fn backend(&self) -> &dyn BackendConfig {
         match self {
             DeviceConfig::Cpu(c) => c,
+            DeviceConfig::Sim(c) => c,
         }
     }
 
     fn backend_mut(&mut self) -> &mut dyn BackendConfig {
         match self {
             DeviceConfig::Cpu(c) => c,
+            DeviceConfig::Sim(c) => c,
         }
     }
 
@@ -87,6 +92,7 @@ impl DeviceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             DeviceConfig::Cpu(_) => "cpu",
+            DeviceConfig::Sim(_) => "sim",
         }
     }
 
@@ -118,19 +124,20 @@ impl DeviceConfig {
     }
 
     /// Parses a `--device` spec: `<backend>[:key=value,...]`, e.g. `cpu`,
-    /// `cpu:name=bad,threads=2,fault_flip_bit=14,fault_every=3`.
+    /// `cpu:name=bad,threads=2,fault_flip_bit=14,fault_every=3`, `sim:rows=2,cols=3`.
     pub fn parse_spec(spec: &str) -> Result<Self, String> {
         let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let mut config = match kind {
             "cpu" => DeviceConfig::Cpu(cpu::CpuConfig::default()),
-            "sim" | "vfio" | "serial" | "gpu" => {
+            "sim" => DeviceConfig::Sim(sim::SimConfig::default()),
+            "vfio" | "serial" | "gpu" => {
                 return Err(format!(
-                    "backend {kind:?} is not available in this build yet; available: cpu"
+                    "backend {kind:?} is not available in this build yet; available: cpu, sim"
                 ))
             }
             other => {
                 return Err(format!(
-                    "unknown backend {other:?} in {spec:?}; available: cpu"
+                    "unknown backend {other:?} in {spec:?}; available: cpu, sim"
                 ))
             }
         };
@@ -159,6 +166,8 @@ mod tests {
         assert_eq!(config.name(0), "bad");
         let fault = config.backend().fault().unwrap();
         assert_eq!((fault.flip_bit, fault.every), (Some(14), 3));
+        let config = DeviceConfig::parse_spec("sim:rows=2,cols=3,kdepth=16").unwrap();
+        assert_eq!((config.kind(), config.name(1)), ("sim", "sim1".to_string()));
     }
 
     #[test]
@@ -170,7 +179,9 @@ mod tests {
             ("cpu:threads=0", "threads"),
             ("cpu:name=a b", "name"),
             ("cpu:fault_every=0,fault_flip_bit=1", "fault"),
-            ("sim", "not available"),
+            ("gpu", "not available"),
+            ("sim:kdepth=17", "kdepth"),
+            ("sim:rtl_faults=x", "config file"),
         ] {
             let err = DeviceConfig::parse_spec(spec).unwrap_err();
             assert!(err.contains(needle), "{spec}: {err}");

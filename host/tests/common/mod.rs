@@ -225,9 +225,19 @@ pub fn golden_artifacts(
     public_key: &str,
     nonces: &[u64],
 ) -> HashMap<u64, Option<String>> {
+    golden_artifacts_at(block_hash, public_key, nonces, SEQ_LEN)
+}
+
+/// [`golden_artifacts`] for another `seq_len`.
+pub fn golden_artifacts_at(
+    block_hash: &str,
+    public_key: &str,
+    nonces: &[u64],
+    seq_len: u64,
+) -> HashMap<u64, Option<String>> {
     let model = SyntheticModel::new(Preset::find("tiny").unwrap(), block_hash, 1);
     let mut engine = Engine::load(&model, CpuDevice::new(1)).expect("golden loads tiny");
-    let mut params = RoundParams::new(block_hash, public_key, SEQ_LEN as usize);
+    let mut params = RoundParams::new(block_hash, public_key, seq_len as usize);
     params.k_dim = K_DIM as usize;
     let round = Round::new(params, engine.config()).unwrap();
     let artifacts = engine.artifacts(&round, nonces, 64).unwrap();
@@ -240,14 +250,57 @@ pub fn golden_artifacts(
 
 /// Asserts that every received artifact is the golden one, bit for bit.
 pub fn assert_golden(block_hash: &str, public_key: &str, received: &[(u64, String)]) {
+    assert_golden_at(block_hash, public_key, received, SEQ_LEN);
+}
+
+/// [`assert_golden`] for another `seq_len`.
+pub fn assert_golden_at(
+    block_hash: &str,
+    public_key: &str,
+    received: &[(u64, String)],
+    seq_len: u64,
+) {
     let nonces: Vec<u64> = received.iter().map(|(n, _)| *n).collect();
-    let golden = golden_artifacts(block_hash, public_key, &nonces);
+    let golden = golden_artifacts_at(block_hash, public_key, &nonces, seq_len);
     for (nonce, vector) in received {
         assert_eq!(
             golden[nonce].as_deref(),
             Some(vector.as_str()),
             "nonce {nonce}: the daemon's artifact differs from the golden model's"
         );
+    }
+}
+
+/// The `(nonce, vector_b64)` pairs of a `wait=true` answer or a job's result.
+pub fn artifacts_of(body: &Value) -> Vec<(u64, String)> {
+    body["artifacts"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| Some((a["nonce"].as_u64()?, a["vector_b64"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `/metrics` until `sample` is at least `at_least`; returns the metrics text.
+pub async fn wait_metric(
+    daemon: &Daemon,
+    sample: &str,
+    at_least: f64,
+    timeout: Duration,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = daemon.metrics().await;
+        if metric(&text, sample).is_some_and(|v| v >= at_least) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sample} never reached {at_least}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
