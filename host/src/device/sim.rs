@@ -116,7 +116,12 @@ impl BackendConfig for SimConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.hdl().validate().map_err(|e| e.to_string())?;
+        self.hdl().validate().map_err(|e| {
+            format!(
+                "rows = {}, cols = {}, kdepth = {}, queue_depth = {}, max_burst = {}: {e}",
+                self.rows, self.cols, self.kdepth, self.queue_depth, self.max_burst
+            )
+        })?;
         if !(1..=4096).contains(&self.memory_mib) {
             return Err(format!(
                 "memory_mib = {} must be between 1 and 4096 (a 32-bit device address space)",
