@@ -31,6 +31,8 @@ pub mod icarus;
 pub mod memory;
 pub mod model;
 pub mod ports;
+pub mod report;
+pub mod run;
 pub mod shim;
 pub mod toolchain;
 pub mod verilate;

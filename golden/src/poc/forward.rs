@@ -32,8 +32,8 @@ use super::math;
 use super::model::{ModelSource, TensorSpec};
 use super::{DeviceError, PocError};
 
-/// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX2 when the CPU has it,
-/// so host loops vectorise wider. The operations and their bits are the same either way (FMA is
+/// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX-512 (or AVX2) when the
+/// CPU has it, so host loops vectorise wider. The operations and their bits are the same either way (FMA is
 /// not enabled, and Rust never contracts `a·b + c`).
 macro_rules! simd_fn {
     ($(#[$meta:meta])* fn $name:ident<H>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
@@ -48,6 +48,20 @@ macro_rules! simd_fn {
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2<H: Half>($($arg: $ty),*) {
                 body::<H>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<H: Half>($($arg: $ty),*) {
+                body::<H>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: AVX-512 F/BW/VL support was just detected at run time.
+                return unsafe { avx512::<H>($($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
@@ -106,6 +120,59 @@ pub struct Engine<D: MatmulDevice> {
     inv_freq: Vec<f32>,
     timing: Timing,
     host: HostPool,
+    scratch: Scratch,
+}
+
+/// Activation buffers reused across layers and batches. Allocating them afresh each step costs a
+/// page fault per 4 KiB on first touch (the allocator returns large blocks to the kernel), which
+/// on the `small` preset was a third of the host's time; the values never carry over (each use
+/// sizes and fills its buffer before reading it).
+#[derive(Default)]
+struct Scratch {
+    h: Vec<u16>,
+    xn: Vec<u16>,
+    qkv: Vec<u16>,
+    o: Vec<u16>,
+    gu: Vec<u16>,
+    act: Vec<u16>,
+    down: Vec<u16>,
+    positions: Vec<usize>,
+    attention: AttentionScratch,
+}
+
+/// One nonce's parts in the attention gather: its query, transposed-key and value blocks (out)
+/// and its fused q|k|v rows (in), as rayon's zipped chunks hand them over.
+type GatherParts<'a> = (((&'a mut [u16], &'a mut [u16]), &'a mut [u16]), &'a [u16]);
+
+/// The attention step's buffers (see [`Scratch`]).
+#[derive(Default)]
+struct AttentionScratch {
+    /// Query rows of every nonce and head.
+    qa: Vec<u16>,
+    /// Keys, transposed per nonce and head.
+    kt: Vec<u16>,
+    /// Values per nonce and head.
+    vb: Vec<u16>,
+    scores: Vec<f32>,
+    probs: Vec<u16>,
+    ctx: Vec<u16>,
+    /// The result: attention output rows, `q_dim` wide.
+    out: Vec<u16>,
+}
+
+/// `buf` resized to `len` and filled with zeros, reusing its allocation.
+fn zeroed<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    buf.clear();
+    buf.resize(len, T::default());
+    buf
+}
+
+/// `buf` resized to `len`, reusing its allocation, for a caller that overwrites every element
+/// before reading any (a device output, a row-by-row result): what it held is left in place
+/// rather than cleared, which on the `small` preset was a tenth of the host's time.
+fn overwritten<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    buf.resize(len, T::default());
+    buf
 }
 
 /// The host's worker threads (a persistent pool: spawning threads per step costs more than the
@@ -221,6 +288,7 @@ impl<D: MatmulDevice> Engine<D> {
                 threads: 1,
                 pool: None,
             },
+            scratch: Scratch::default(),
         })
     }
 
@@ -310,8 +378,10 @@ impl<D: MatmulDevice> Engine<D> {
                 pool: None,
             },
         );
-        let result = self.forward(&host, round, nonces);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.forward(&host, &mut scratch, round, nonces);
         self.host = host;
+        self.scratch = scratch;
         self.timing.total += start.elapsed();
         self.timing.nonces += nonces.len() as u64;
         result
@@ -320,14 +390,26 @@ impl<D: MatmulDevice> Engine<D> {
     fn forward(
         &mut self,
         host: &HostPool,
+        scratch: &mut Scratch,
         round: &Round,
         nonces: &[u64],
     ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
         let p = &round.params;
-        let mut h = vec![0u16; nonces.len() * s * d];
-        par_rows(host, &mut h, s * d, nonces, 1, |h, nonces| {
+        let Scratch {
+            h,
+            xn,
+            qkv,
+            o,
+            gu,
+            act,
+            down,
+            positions,
+            attention,
+        } = scratch;
+        let h_rows = overwritten(h, nonces.len() * s * d);
+        par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
             for (rows, &nonce) in h.chunks_exact_mut(s * d).zip(nonces) {
                 let x =
                     input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
@@ -336,65 +418,52 @@ impl<D: MatmulDevice> Engine<D> {
         });
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
+        let f = c.intermediate_size;
+        let qkv_width = c.q_dim() + 2 * c.kv_dim();
         for li in 0..self.layers.len() {
             let last = li + 1 == self.layers.len();
             let rows = h.len() / d;
             // Attention block.
-            let threads = host;
-            let xn = par_rmsnorm(
-                threads,
-                &h,
-                d,
-                &self.layers[li].input_norm,
-                c.rms_norm_eps,
-                dt,
-            );
-            let qkv_width = c.q_dim() + 2 * c.kv_dim();
-            let mut qkv = vec![0u16; rows * qkv_width];
-            let handle = self.layers[li].qkv;
-            self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut qkv)))?;
-            self.qk_norm_and_rope(host, li, &mut qkv, s, &rope);
-            let attn = self.attention(host, &qkv, nb, s, last)?;
+            let layer = &self.layers[li];
+            let (qkv_handle, o_handle) = (layer.qkv, layer.o);
+            par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+            overwritten(qkv, rows * qkv_width);
+            self.on_device(|dev| dev.matmul_weight(qkv_handle, xn, rows, out(dt, qkv)))?;
+            self.qk_norm_and_rope(host, li, qkv, positions, s, &rope);
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
-                h = (0..nb)
-                    .flat_map(|b| h[((b + 1) * s - 1) * d..(b + 1) * s * d].to_vec())
-                    .collect();
+                for b in 0..nb {
+                    h.copy_within(((b + 1) * s - 1) * d..(b + 1) * s * d, b * d);
+                }
+                h.truncate(nb * d);
             }
             let rows = h.len() / d;
-            let mut o = vec![0u16; rows * d];
-            let handle = self.layers[li].o;
-            self.on_device(|dev| dev.matmul_weight(handle, &attn, rows, out(dt, &mut o)))?;
-            par_rows(threads, &mut h, d, &o, d, |h, o| add_residual(h, o, dt));
+            self.attention(host, attention, qkv, nb, s, last)?;
+            overwritten(o, rows * d);
+            let attn = &attention.out;
+            self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
+            par_rows(host, h, d, o, d, |h, o| add_residual(h, o, dt));
             // MLP block.
-            let xn = par_rmsnorm(
-                threads,
-                &h,
-                d,
-                &self.layers[li].post_norm,
-                c.rms_norm_eps,
-                dt,
-            );
-            let f = c.intermediate_size;
-            let mut gu = vec![0u16; rows * 2 * f];
-            let handle = self.layers[li].gate_up;
-            self.on_device(|dev| dev.matmul_weight(handle, &xn, rows, out(dt, &mut gu)))?;
-            let mut act = vec![0u16; rows * f];
-            par_rows(threads, &mut act, f, &gu, 2 * f, |act, gu| match dt {
+            let layer = &self.layers[li];
+            let (gate_up_handle, down_handle) = (layer.gate_up, layer.down);
+            par_rmsnorm(host, h, d, &layer.post_norm, c.rms_norm_eps, dt, xn);
+            overwritten(gu, rows * 2 * f);
+            self.on_device(|dev| dev.matmul_weight(gate_up_handle, xn, rows, out(dt, gu)))?;
+            let act_rows = overwritten(act, rows * f);
+            par_rows(host, act_rows, f, gu, 2 * f, |act, gu| match dt {
                 Dtype::Bf16 => swiglu::<Bf16T>(act, gu, f),
                 Dtype::F16 => swiglu::<F16T>(act, gu, f),
             });
-            let mut down = vec![0u16; rows * d];
-            let handle = self.layers[li].down;
-            self.on_device(|dev| dev.matmul_weight(handle, &act, rows, out(dt, &mut down)))?;
+            overwritten(down, rows * d);
+            self.on_device(|dev| dev.matmul_weight(down_handle, act, rows, out(dt, down)))?;
             // Residual add, then the network's layer reflection.
             let v = &round.reflections[li];
-            par_rows(threads, &mut h, d, &down, d, |h, down| {
+            par_rows(host, h, d, down, d, |h, down| {
                 add_residual(h, down, dt);
                 reflect_rows(h, d, v, dt);
             });
         }
-        let normed = rmsnorm_rows(&h, d, &self.final_norm, c.rms_norm_eps, dt);
+        let normed = rmsnorm_rows(h, d, &self.final_norm, c.rms_norm_eps, dt);
         Ok(normed
             .chunks_exact(d)
             .map(|row| decode_all(dt, row))
@@ -418,6 +487,7 @@ impl<D: MatmulDevice> Engine<D> {
         host: &HostPool,
         li: usize,
         qkv: &mut [u16],
+        positions: &mut Vec<usize>,
         s: usize,
         rope: &RopeTable,
     ) {
@@ -426,8 +496,9 @@ impl<D: MatmulDevice> Engine<D> {
         let width = c.q_dim() + 2 * c.kv_dim();
         let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
         let norm = self.layers[li].qk_norm.as_ref();
-        let positions: Vec<usize> = (0..qkv.len() / width).map(|r| r % s).collect();
-        par_rows(host, qkv, width, &positions, 1, |rows, positions| {
+        positions.clear();
+        positions.extend((0..qkv.len() / width).map(|r| r % s));
+        par_rows(host, qkv, width, positions, 1, |rows, positions| {
             with_half!(dt, H => qk_rope_rows::<H>(
                 rows, positions, width, hd, q_heads, heads, norm, eps, rope
             ));
@@ -440,11 +511,12 @@ impl<D: MatmulDevice> Engine<D> {
     fn attention(
         &mut self,
         host: &HostPool,
+        bufs: &mut AttentionScratch,
         qkv: &[u16],
         nb: usize,
         s: usize,
         last_only: bool,
-    ) -> Result<Vec<u16>, PocError> {
+    ) -> Result<(), PocError> {
         let c = self.config.clone();
         let (hd, dt) = (c.head_dim, c.dtype);
         let width = c.q_dim() + 2 * c.kv_dim();
@@ -456,30 +528,61 @@ impl<D: MatmulDevice> Engine<D> {
         };
         let m = queries.len();
         let count = nb * c.num_heads;
-        // Scores: A = Q rows of the queried positions, B = Kᵀ.
-        let mut qa = Vec::with_capacity(count * m * hd);
-        let mut kt = vec![0u16; count * hd * s];
-        let mut vb = Vec::with_capacity(count * s * hd);
-        for b in 0..nb {
-            for head in 0..c.num_heads {
+        let AttentionScratch {
+            qa,
+            kt,
+            vb,
+            scores,
+            probs,
+            ctx,
+            out: attn,
+        } = bufs;
+        // Scores: A = Q rows of the queried positions, B = Kᵀ; then V. Laid out nonce-major, so
+        // each nonce's part is gathered independently (in parallel).
+        let heads = c.num_heads;
+        let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+        let (per_q, per_k, per_v) = (heads * m * hd, heads * hd * s, heads * s * hd);
+        let qa = overwritten(qa, nb * per_q);
+        let kt = overwritten(kt, nb * per_k);
+        let vb = overwritten(vb, nb * per_v);
+        let gather = |(((qa, kt), vb), x): GatherParts<'_>| {
+            for head in 0..heads {
                 let kvh = head / group;
-                for &i in &queries {
-                    let at = (b * s + i) * width + head * hd;
-                    qa.extend_from_slice(&qkv[at..at + hd]);
+                for (t, &i) in queries.iter().enumerate() {
+                    let at = i * width + head * hd;
+                    qa[(head * m + t) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
                 }
-                let base = (b * c.num_heads + head) * hd * s;
+                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
                 for j in 0..s {
-                    let at = (b * s + j) * width + c.q_dim() + kvh * hd;
-                    for e in 0..hd {
-                        kt[base + e * s + j] = qkv[at + e];
+                    let at = j * width + q_dim + kvh * hd;
+                    for (e, &k) in x[at..at + hd].iter().enumerate() {
+                        kt[e * s + j] = k;
                     }
-                    let at = (b * s + j) * width + c.q_dim() + c.kv_dim() + kvh * hd;
-                    vb.extend_from_slice(&qkv[at..at + hd]);
+                    let at = j * width + q_dim + kv_dim + kvh * hd;
+                    vb[(head * s + j) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
                 }
             }
+        };
+        match &host.pool {
+            Some(pool) if nb > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    qa.par_chunks_mut(per_q)
+                        .zip(kt.par_chunks_mut(per_k))
+                        .zip(vb.par_chunks_mut(per_v))
+                        .zip(qkv.par_chunks(s * width))
+                        .for_each(gather)
+                });
+            }
+            _ => qa
+                .chunks_mut(per_q)
+                .zip(kt.chunks_mut(per_k))
+                .zip(vb.chunks_mut(per_v))
+                .zip(qkv.chunks(s * width))
+                .for_each(gather),
         }
         let precision = dt.precision();
-        let mut scores = vec![0f32; count * m * s];
+        let scores = overwritten(scores, count * m * s);
         let spec = BatchSpec {
             precision,
             count,
@@ -487,40 +590,15 @@ impl<D: MatmulDevice> Engine<D> {
             k: hd,
             n: s,
         };
-        self.on_device(|dev| dev.matmul_batch(&spec, &qa, &kt, MatOut::F32(&mut scores)))?;
+        self.on_device(|dev| dev.matmul_batch(&spec, qa, kt, MatOut::F32(scores)))?;
         let scale = 1.0f32 / (hd as f32).sqrt();
-        let mut probs = vec![0u16; count * m * s];
-        let width = m * s; // one product: m query rows of s scores
-        par_rows(host, &mut probs, width, &scores, width, |probs, scores| {
-            let mut e = vec![0f32; s];
-            for (srows, prows) in scores
-                .chunks_exact(width)
-                .zip(probs.chunks_exact_mut(width))
-            {
-                for (t, (srow, prow)) in srows
-                    .chunks_exact(s)
-                    .zip(prows.chunks_exact_mut(s))
-                    .enumerate()
-                {
-                    let i = queries[t];
-                    let valid = &srow[..=i];
-                    let mut max = f32::NEG_INFINITY;
-                    for &x in valid {
-                        max = max.max(x * scale);
-                    }
-                    let mut sum = 0f32;
-                    for (ej, &x) in e.iter_mut().zip(valid) {
-                        *ej = math::exp_f32(x * scale - max);
-                        sum += *ej;
-                    }
-                    for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
-                        *pj = dt.round(ej / sum);
-                    }
-                }
-            }
-        });
         // Masked positions stay +0: exact zero products leave the accumulator unchanged.
-        let mut ctx = vec![0u16; count * m * hd];
+        let probs = zeroed(probs, count * m * s);
+        let width = m * s; // one product: m query rows of s scores
+        par_rows(host, probs, width, scores, width, |probs, scores| {
+            with_half!(dt, H => softmax_rows::<H>(probs, scores, s, &queries, scale));
+        });
+        let ctx = overwritten(ctx, count * m * hd);
         let spec = BatchSpec {
             precision,
             count,
@@ -528,19 +606,53 @@ impl<D: MatmulDevice> Engine<D> {
             k: s,
             n: hd,
         };
-        self.on_device(|dev| dev.matmul_batch(&spec, &probs, &vb, out(dt, &mut ctx)))?;
-        let mut attn = vec![0u16; nb * m * c.q_dim()];
-        for b in 0..nb {
-            for head in 0..c.num_heads {
-                for t in 0..m {
-                    let src = ((b * c.num_heads + head) * m + t) * hd;
-                    let dst = (b * m + t) * c.q_dim() + head * hd;
-                    attn[dst..dst + hd].copy_from_slice(&ctx[src..src + hd]);
+        self.on_device(|dev| dev.matmul_batch(&spec, probs, vb, out(dt, ctx)))?;
+        let attn = overwritten(attn, nb * m * q_dim);
+        par_rows(host, attn, m * q_dim, ctx, heads * m * hd, |attn, ctx| {
+            for (attn, ctx) in attn
+                .chunks_exact_mut(m * q_dim)
+                .zip(ctx.chunks_exact(heads * m * hd))
+            {
+                for head in 0..heads {
+                    for t in 0..m {
+                        let src = (head * m + t) * hd;
+                        attn[t * q_dim + head * hd..][..hd].copy_from_slice(&ctx[src..src + hd]);
+                    }
                 }
             }
-        }
-        Ok(attn)
+        });
+        Ok(())
     }
+}
+
+simd_fn! {
+/// Causal softmax of `scale ·` each product's score rows (`queries.len()` rows of `s` scores per
+/// product) into probabilities in the dtype; positions after the query stay untouched (+0).
+fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize], scale: f32) {
+    let width = queries.len() * s;
+    let mut e = vec![0f32; s];
+    for (srows, prows) in scores.chunks_exact(width).zip(probs.chunks_exact_mut(width)) {
+        for ((srow, prow), &i) in srows.chunks_exact(s).zip(prows.chunks_exact_mut(s)).zip(queries) {
+            let valid = &srow[..=i];
+            let mut max = f32::NEG_INFINITY;
+            for &x in valid {
+                max = max.max(x * scale);
+            }
+            // The exponentials in one loop (it vectorises), their ordered sum in another (a
+            // sequential f32 chain by contract).
+            for (ej, &x) in e.iter_mut().zip(valid) {
+                *ej = math::exp_f32(x * scale - max);
+            }
+            let mut sum = 0f32;
+            for &ej in &e[..=i] {
+                sum += ej;
+            }
+            for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
+                *pj = H::round(ej / sum);
+            }
+        }
+    }
+}
 }
 
 /// The output buffer for the model dtype.
@@ -560,20 +672,49 @@ fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) ->
 
 simd_fn! {
 /// RMSNorm of each `width`-wide row of `x` into `out` (rule 2 of the module documentation).
+///
+/// Each row's `Σ x²` is a sequential `f32` chain by contract, so one row alone runs at the
+/// latency of an addition per element. Groups of [`NORM_LANES`] rows run their chains side by
+/// side instead, one row per vector lane, each still in index order: the same bits, several
+/// times faster.
 fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
-    let mut v = vec![0f32; width];
-    for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        for (vi, &b) in v.iter_mut().zip(row) {
+    let mut v = vec![0f32; width * NORM_LANES];
+    let mut columns = vec![0f32; width * NORM_LANES];
+    for (rows, outs) in x.chunks(width * NORM_LANES).zip(out.chunks_mut(width * NORM_LANES)) {
+        let v = &mut v[..rows.len()];
+        for (vi, &b) in v.iter_mut().zip(rows) {
             *vi = H::decode(b);
         }
-        let mean = math::sum_squares(&v) / width as f32;
-        let r = 1.0 / (mean + eps).sqrt();
-        for ((o, &xi), &w) in o.iter_mut().zip(&v).zip(weight) {
-            *o = H::round(w * H::decode(H::round(xi * r)));
+        let mut sums = [0f32; NORM_LANES];
+        if rows.len() == width * NORM_LANES {
+            for (r, row) in v.chunks_exact(width).enumerate() {
+                for (k, &t) in row.iter().enumerate() {
+                    columns[k * NORM_LANES + r] = t;
+                }
+            }
+            for column in columns.chunks_exact(NORM_LANES) {
+                for (sum, &t) in sums.iter_mut().zip(column) {
+                    *sum += t * t;
+                }
+            }
+        } else {
+            for (sum, row) in sums.iter_mut().zip(v.chunks_exact(width)) {
+                *sum = math::sum_squares(row);
+            }
+        }
+        for ((o, row), &sum) in outs.chunks_exact_mut(width).zip(v.chunks_exact(width)).zip(&sums) {
+            let mean = sum / width as f32;
+            let r = 1.0 / (mean + eps).sqrt();
+            for ((o, &xi), &w) in o.iter_mut().zip(row).zip(weight) {
+                *o = H::round(w * H::decode(H::round(xi * r)));
+            }
         }
     }
 }
 }
+
+/// Rows whose RMSNorm sums run side by side (one per `f32` lane of a 256-bit vector).
+const NORM_LANES: usize = 8;
 
 /// Picks the [`Half`] type of a [`Dtype`] for a generic body: `with_half!(dt, H => body)`.
 macro_rules! with_half {
@@ -671,7 +812,7 @@ fn par_rows<O: Send, I: Sync>(
     }
 }
 
-/// [`rmsnorm_rows`] split over threads.
+/// [`rmsnorm_rows`] split over threads, into `out` (resized to `x`'s length).
 fn par_rmsnorm(
     threads: &HostPool,
     x: &[u16],
@@ -679,12 +820,12 @@ fn par_rmsnorm(
     weight: &[f32],
     eps: f32,
     dt: Dtype,
-) -> Vec<u16> {
-    let mut out = vec![0u16; x.len()];
-    par_rows(threads, &mut out, width, x, width, |o, x| {
-        o.copy_from_slice(&rmsnorm_rows(x, width, weight, eps, dt));
+    out: &mut Vec<u16>,
+) {
+    let out = overwritten(out, x.len());
+    par_rows(threads, out, width, x, width, |o, x| {
+        with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, o));
     });
-    out
 }
 
 /// `h ← round(h + y)` elementwise.
@@ -786,11 +927,16 @@ impl RopeTable {
         let r = |v: f32| H::decode(H::round(v));
         let (x1, x2) = x.split_at(h);
         let (o1, o2) = out.split_at_mut(h);
-        for i in 0..h {
-            o1[i] = H::round(r(x1[i] * cos[i]) - r(x2[i] * sin[i]));
-        }
-        for i in 0..h {
-            o2[i] = H::round(r(x2[i] * cos[i]) + r(x1[i] * sin[i]));
+        // Zipped iterators rather than indices: no bounds checks, so the loops vectorise.
+        for ((((o1, o2), (&a, &b)), &c), &s) in o1
+            .iter_mut()
+            .zip(o2.iter_mut())
+            .zip(x1.iter().zip(x2))
+            .zip(cos)
+            .zip(sin)
+        {
+            *o1 = H::round(r(a * c) - r(b * s));
+            *o2 = H::round(r(b * c) + r(a * s));
         }
     }
 }
@@ -862,6 +1008,33 @@ mod tests {
             -0.0,
         ] {
             assert_eq!(Bf16T::round(f), crate::numerics::float::f32_to_bf16_rne(f));
+        }
+    }
+
+    #[test]
+    fn grouped_rmsnorm_equals_one_row_at_a_time() {
+        // 13 rows: one full group of NORM_LANES and a partial one; values spanning magnitudes.
+        let width = 24;
+        let mut state = 0x1234_5678u32;
+        let x: Vec<u16> = (0..13 * width)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let exponent = 100 + (state >> 27) as u16; // 2^-27 .. 2^4
+                ((state >> 16) as u16 & 0x8000) | (exponent << 7) | ((state >> 8) as u16 & 0x7F)
+            })
+            .collect();
+        let weight: Vec<f32> = (0..width).map(|i| 0.5 + i as f32 / 16.0).collect();
+        let mut grouped = vec![0u16; x.len()];
+        rmsnorm_into::<Bf16T>(&x, width, &weight, 1e-6, &mut grouped);
+        for (row, got) in x.chunks_exact(width).zip(grouped.chunks_exact(width)) {
+            let v: Vec<f32> = row.iter().map(|&b| Bf16T::decode(b)).collect();
+            let r = 1.0 / (math::sum_squares(&v) / width as f32 + 1e-6).sqrt();
+            let want: Vec<u16> = v
+                .iter()
+                .zip(&weight)
+                .map(|(&xi, &w)| Bf16T::round(w * Bf16T::decode(Bf16T::round(xi * r))))
+                .collect();
+            assert_eq!(got, &want[..]);
         }
     }
 
