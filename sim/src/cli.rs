@@ -297,6 +297,7 @@ impl Cli {
             queue_depth: self.queue_depth,
             max_burst: self.max_burst,
             precisions: precisions.iter().map(|&p| code(p)).collect(),
+            interleave: hdl::rtl::DEFAULT_INTERLEAVE,
         };
         config.validate()?;
         Ok((config, precisions))

@@ -17,14 +17,15 @@
 //!         | "flip@" AT [".." UNTIL]                          inverted at cycle AT (…to UNTIL)
 //! ```
 //!
-//! `REGISTER` is `acc` (the accumulator), `drain` (the result register the drain chain shifts),
-//! `init` (the init-chain register), or the instance name of any register of the PE module
-//! (`m_sig`, `a_r`, …). Cycles count rising edges from 1, as `Model::cycle` does. Examples:
+//! `REGISTER` is `acc` (the fused adder's last stage, which every accumulation passes each
+//! round), `drain` and `init` (both `sh0`, the first entry of the PE's init/drain chain), or the
+//! instance name of any register of the PE module
+//! (`r_a1`, `a_r`, …). Cycles count rising edges from 1, as `Model::cycle` does. Examples:
 //!
 //! ```text
 //! pe:2,3:acc:bit7:stuck1            PE row 2, column 3: accumulator bit 7 stuck at 1
 //! buf:a:bank1:word5:bit3:flip@1000  operand buffer A, bank 1, word 5, bit 3 flipped once
-//! sig:top.core.pes$0.sh.q:bit31:stuck0@5000..9000
+//! sig:top.core.pes$0.sh0.q:bit31:stuck0@5000..9000
 //! ```
 //!
 //! Names are resolved against the emitted Verilog ([`crate::hier`]): PE `(r, c)` is the
@@ -286,7 +287,9 @@ impl FromStr for FaultSpec {
 }
 
 /// Friendly PE register names and the register instances they stand for.
-pub const PE_ALIASES: &[(&str, &str)] = &[("acc", "acc"), ("drain", "sh"), ("init", "ci")];
+/// The pipelined PE keeps start values and results in one chain (`sh0` … `sh{L−1}`): `sh0` is
+/// the entry a finished result enters on the swap and the chain's shift writes.
+pub const PE_ALIASES: &[(&str, &str)] = &[("acc", "acc"), ("drain", "sh0"), ("init", "sh0")];
 
 /// A resolved fault: how the model applies it, and which variable the build makes writable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,13 +505,13 @@ mod tests {
             }
         );
         assert_eq!((f.mode, f.from, f.until), (FaultMode::Flip, 1000, 1000));
-        let f: FaultSpec = "sig:top.core.pes$0.sh.q:bit31:stuck0@5000..9000"
+        let f: FaultSpec = "sig:top.core.pes$0.sh0.q:bit31:stuck0@5000..9000"
             .parse()
             .unwrap();
         assert_eq!(
             f.target,
             Target::Signal {
-                path: "top.core.pes$0.sh.q".into(),
+                path: "top.core.pes$0.sh0.q".into(),
                 word: None
             }
         );

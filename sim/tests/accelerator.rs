@@ -217,10 +217,7 @@ fn unknown_fault_targets_list_the_valid_ones() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("no register `accumulator`"), "{err}");
-    assert!(
-        err.contains("acc (= acc)") && err.contains("m_sig"),
-        "{err}"
-    );
+    assert!(err.contains("acc (= acc)") && err.contains("r_a1"), "{err}");
     assert!(err.contains("buf:a:bankI:wordW"), "{err}");
     let err = Design::build(&DesignOptions {
         config: config(),

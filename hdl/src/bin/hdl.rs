@@ -80,6 +80,9 @@ struct ConfigArgs {
     /// Longest AXI read burst in beats (1..=256).
     #[arg(long, default_value_t = 16)]
     max_burst: u16,
+    /// Accumulations interleaved per PE = fused-adder pipeline stages (1, 2, 4, 8).
+    #[arg(long, default_value_t = hdl::rtl::DEFAULT_INTERLEAVE)]
+    interleave: usize,
     /// What to build: the whole accelerator, or one processing element (for timing).
     #[arg(long, value_enum, default_value = "top")]
     block: Block,
@@ -112,6 +115,7 @@ impl ConfigArgs {
             queue_depth: self.queue_depth,
             max_burst: self.max_burst,
             precisions,
+            interleave: self.interleave,
         };
         config.validate()?;
         Ok(config)
@@ -147,7 +151,7 @@ fn write_design(config: &HdlConfig, block: Block, dir: &Path) -> Result<PathBuf>
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let verilog = match block {
         Block::Top => emit::verilog(config)?,
-        Block::Pe => emit::pe_verilog(),
+        Block::Pe => emit::pe_verilog(config.interleave)?,
     };
     let v = dir.join("top.v");
     std::fs::write(&v, &verilog).with_context(|| format!("cannot write {}", v.display()))?;
@@ -161,6 +165,7 @@ fn write_design(config: &HdlConfig, block: Block, dir: &Path) -> Result<PathBuf>
         "kdepth": config.kdepth,
         "queue_depth": config.queue_depth,
         "max_burst": config.max_burst,
+        "interleave": config.interleave,
         "data_bytes": DATA_BYTES,
         "addr_bits": ADDR_BITS,
         "modules": emit::module_count(&verilog),

@@ -4,11 +4,19 @@
 //! ```text
 //!            B bank 0   B bank 1  …  B bank C−1        (k-indexed RAMs, read at step_addr)
 //!               │          │+1 reg     │+(C−1) regs     (skew: column j delayed j cycles)
-//! A bank 0 ─► PE(0,0) ─► PE(0,1) ─► … PE(0,C−1)
-//! A bank 1 ─+1─► PE(1,0) ─► …                           (row i delayed i cycles, with v/f/l)
-//!   …            │ b, ci, sh chains run down the columns
-//! A bank R−1 ─► PE(R−1,0) … PE(R−1,C−1) ─► out_data (mux over the bottom row's drain registers)
+//! A bank 0 ─► PE(0,0) ─► PE(0,1) ─► … PE(0,C−1)        (A read at step_addr_a: slot, k)
+//! A bank 1 ─+1─► PE(1,0) ─► …                           (row i delayed i cycles, with ctl)
+//!   …            │ b and the init/drain chain (sh) run down the columns
+//! A bank R−1 ─► PE(R−1,0) … PE(R−1,C−1) ─► out_data (mux over the bottom row's chain ends)
 //! ```
+//!
+//! Each PE interleaves L accumulations ([`super::pe`]): a tile is `R·L` rows by `C` columns,
+//! PE row `i` slot `s` computing tile row `(R−1−i)·L + s`. A bank `i` holds the L A rows of PE
+//! row `i`, slot `s` at addresses `s·(2^KAW / L) + k`; the controller sends the slot's address
+//! on `step_addr_a` and the k index on `step_addr` (B). The chains of a column, `R·L` entries
+//! long, take start values from the staging row at the top and give results at the bottom in
+//! the same order: shift `n` moves out the result of tile row `n` and (after `R·L` shifts) has
+//! moved in the start value written to the staging row before shift `n`.
 //!
 //! The size is a run-time parameter (`rows`, `cols`), not a const generic: rust-hdl's `#[hdl_gen]`
 //! cannot index two-dimensional block arrays, so this block's wiring is written once as a list of
@@ -46,36 +54,38 @@ pub struct ArrayCore<const KAW: usize> {
     pub b_waddr: Signal<In, Bits<KAW>>,
     /// The element.
     pub b_wdata: Signal<In, Bits<16>>,
-    /// Issue one k step (read every bank at `step_addr` and feed the array).
+    /// Issue one k step of one slot (read every bank and feed the array).
     pub step: Signal<In, Bit>,
-    /// The step is the first of the tile (accumulators start from the init chain).
+    /// The slot's step is the first of a tile: its accumulator starts from the chain and the
+    /// previous tile's result enters the chain (also without `step`, to flush the results).
     pub step_first: Signal<In, Bit>,
-    /// The step is the last of the tile (results are captured for draining).
-    pub step_last: Signal<In, Bit>,
-    /// k index of the step in the buffers.
+    /// Marks the last slot's first step of a round: `done` rises when it reached every PE.
+    pub step_mark: Signal<In, Bit>,
+    /// k index of the step in the B buffers.
     pub step_addr: Signal<In, Bits<KAW>>,
+    /// Address of the step in the A buffers (slot · 2^KAW / L + k).
+    pub step_addr_a: Signal<In, Bits<KAW>>,
     /// Write one init value into the staging row (column `ci_wsel`).
     pub ci_we: Signal<In, Bit>,
     /// Staging column to write.
     pub ci_wsel: Signal<In, Bits<8>>,
     /// Init value (i32 or f32 bits).
     pub ci_wdata: Signal<In, Bits<32>>,
-    /// Shift the init chains down by one row, the staging row entering at the top.
-    pub ci_shift: Signal<In, Bit>,
-    /// Shift the drain chains down by one row (the bottom row leaves).
+    /// Shift the chains down by one entry: the staging row enters at the top, the bottom
+    /// entries leave.
     pub sh_shift: Signal<In, Bit>,
-    /// Bottom-row column whose drain register appears on `out_data`.
+    /// Bottom-row column whose chain end appears on `out_data`.
     pub out_sel: Signal<In, Bits<8>>,
-    /// Drain register of PE(R−1, out_sel).
+    /// Chain end of PE(R−1, out_sel).
     pub out_data: Signal<Out, Bits<32>>,
-    /// The last PE (R−1, C−1) captured a result one cycle ago: the whole tile is captured.
+    /// The last PE (R−1, C−1) swapped a marked step one cycle ago: the round reached every PE.
     pub done: Signal<Out, Bit>,
     pes: Vec<Pe>,
     a_banks: Vec<RAM<Bits<16>, KAW>>,
     b_banks: Vec<RAM<Bits<16>, KAW>>,
-    step_vfl: DFF<Bits<3>>,
+    step_vfl: DFF<Bits<5>>,
     a_skew: Vec<DFF<Bits<16>>>,
-    vfl_skew: Vec<DFF<Bits<3>>>,
+    vfl_skew: Vec<DFF<Bits<5>>>,
     b_skew: Vec<DFF<Bits<16>>>,
     stage: Vec<DFF<Bits<32>>>,
     _rows: usize,
@@ -87,15 +97,15 @@ pub struct ArrayCore<const KAW: usize> {
 enum Sig {
     /// Row `i`'s A operand at the array edge.
     RowA(usize),
-    /// Row `i`'s v/f/l flags at the array edge.
+    /// Row `i`'s step control ([`super::pe::ctl`]) at the array edge.
     RowVfl(usize),
     /// Column `j`'s B operand at the array edge.
     ColB(usize),
 }
 
 impl<const KAW: usize> ArrayCore<KAW> {
-    /// An array of `rows × cols` PEs (each 1..=255).
-    pub fn new(rows: usize, cols: usize) -> Self {
+    /// An array of `rows × cols` PEs (each 1..=255) interleaving `interleave` accumulations.
+    pub fn new(rows: usize, cols: usize, interleave: usize) -> Self {
         assert!(
             (1..=255).contains(&rows) && (1..=255).contains(&cols),
             "array size {rows}×{cols} out of range (1..=255 each)"
@@ -115,17 +125,17 @@ impl<const KAW: usize> ArrayCore<KAW> {
             b_wdata: Default::default(),
             step: Default::default(),
             step_first: Default::default(),
-            step_last: Default::default(),
+            step_mark: Default::default(),
             step_addr: Default::default(),
+            step_addr_a: Default::default(),
             ci_we: Default::default(),
             ci_wsel: Default::default(),
             ci_wdata: Default::default(),
-            ci_shift: Default::default(),
             sh_shift: Default::default(),
             out_sel: Default::default(),
             out_data: Default::default(),
             done: Default::default(),
-            pes: (0..rows * cols).map(|_| Pe::default()).collect(),
+            pes: (0..rows * cols).map(|_| Pe::new(interleave)).collect(),
             a_banks: (0..rows).map(|_| RAM::default()).collect(),
             b_banks: (0..cols).map(|_| RAM::default()).collect(),
             step_vfl: Default::default(),
@@ -166,7 +176,7 @@ impl<const KAW: usize> ArrayCore<KAW> {
         }
     }
 
-    fn value_vfl(&self, i: usize) -> Bits<3> {
+    fn value_vfl(&self, i: usize) -> Bits<5> {
         if i == 0 {
             self.step_vfl.q.val()
         } else {
@@ -192,32 +202,24 @@ impl<const KAW: usize> ArrayCore<KAW> {
                 } else {
                     let left = format!("pes${}", self.pe(i, j - 1));
                     w.push((format!("{p}$a_in"), format!("{left}$a_out")));
-                    w.push((format!("{p}$v_in"), format!("{left}$v_out")));
-                    w.push((format!("{p}$f_in"), format!("{left}$f_out")));
-                    w.push((format!("{p}$l_in"), format!("{left}$l_out")));
+                    w.push((format!("{p}$ctl_in"), format!("{left}$ctl_out")));
                     (String::new(), String::new())
                 };
                 if j == 0 {
                     w.push((format!("{p}$a_in"), a));
-                    w.push((format!("{p}$v_in"), format!("{vfl}[0]")));
-                    w.push((format!("{p}$f_in"), format!("{vfl}[1]")));
-                    w.push((format!("{p}$l_in"), format!("{vfl}[2]")));
+                    w.push((format!("{p}$ctl_in"), vfl));
                 }
                 if i == 0 {
                     w.push((format!("{p}$b_in"), self.name(Sig::ColB(j))));
-                    w.push((format!("{p}$ci_in"), format!("stage${j}$q")));
-                    w.push((format!("{p}$sh_in"), "32'h0".into()));
+                    w.push((format!("{p}$sh_in"), format!("stage${j}$q")));
                 } else {
                     let up = format!("pes${}", self.pe(i - 1, j));
                     w.push((format!("{p}$b_in"), format!("{up}$b_out")));
-                    w.push((format!("{p}$ci_in"), format!("{up}$ci_out")));
                     w.push((format!("{p}$sh_in"), format!("{up}$sh_out")));
                 }
                 for (port, src) in [
                     ("clock", "clock"),
                     ("reset", "reset"),
-                    ("prec", "prec"),
-                    ("ci_shift", "ci_shift"),
                     ("sh_shift", "sh_shift"),
                 ] {
                     w.push((format!("{p}${port}"), src.into()));
@@ -237,36 +239,23 @@ impl<const KAW: usize> ArrayCore<KAW> {
                     (self.value_a(Sig::RowA(i)), self.value_vfl(i))
                 } else {
                     let left = &self.pes[self.pe(i, j - 1)];
-                    let mut v = Bits::<3>::from(0u64);
-                    v = v.replace_bit(0, left.v_out.val());
-                    v = v.replace_bit(1, left.f_out.val());
-                    v = v.replace_bit(2, left.l_out.val());
-                    (left.a_out.val(), v)
+                    (left.a_out.val(), left.ctl_out.val())
                 };
-                let (b, ci, sh) = if i == 0 {
-                    (
-                        self.value_a(Sig::ColB(j)),
-                        self.stage[j].q.val(),
-                        Bits::<32>::from(0u64),
-                    )
+                let (b, sh) = if i == 0 {
+                    (self.value_a(Sig::ColB(j)), self.stage[j].q.val())
                 } else {
                     let up = &self.pes[self.pe(i - 1, j)];
-                    (up.b_out.val(), up.ci_out.val(), up.sh_out.val())
+                    (up.b_out.val(), up.sh_out.val())
                 };
-                let (clock, reset, prec) = (self.clock.val(), self.reset.val(), self.prec.val());
-                let (ci_shift, sh_shift) = (self.ci_shift.val(), self.sh_shift.val());
+                let (clock, reset) = (self.clock.val(), self.reset.val());
+                let sh_shift = self.sh_shift.val();
                 let pe = &mut self.pes[n];
                 pe.a_in.next = a;
-                pe.v_in.next = vfl.get_bit(0);
-                pe.f_in.next = vfl.get_bit(1);
-                pe.l_in.next = vfl.get_bit(2);
+                pe.ctl_in.next = vfl;
                 pe.b_in.next = b;
-                pe.ci_in.next = ci;
                 pe.sh_in.next = sh;
                 pe.clock.next = clock;
                 pe.reset.next = reset;
-                pe.prec.next = prec;
-                pe.ci_shift.next = ci_shift;
                 pe.sh_shift.next = sh_shift;
             }
         }
@@ -281,7 +270,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
         for (i, bank) in self.a_banks.iter_mut().enumerate() {
             bank.read_clock.next = clock;
             bank.write_clock.next = clock;
-            bank.read_address.next = self.step_addr.val();
+            bank.read_address.next = self.step_addr_a.val();
             bank.write_address.next = self.a_waddr.val();
             bank.write_data.next = self.a_wdata.val();
             bank.write_enable.next = self.a_we.val() && self.a_wsel.val().index() == i;
@@ -294,12 +283,12 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
             bank.write_data.next = self.b_wdata.val();
             bank.write_enable.next = self.b_we.val() && self.b_wsel.val().index() == j;
         }
-        // mirror: the step flags follow the RAM read latency (one cycle).
+        // mirror: the step control follows the RAM read latency (one cycle).
         self.step_vfl.clock.next = clock;
-        let mut vfl = Bits::<3>::from(0u64);
+        let mut vfl = bit_cast::<5, 2>(self.prec.val()) << 3;
         vfl = vfl.replace_bit(0, self.step.val());
         vfl = vfl.replace_bit(1, self.step_first.val());
-        vfl = vfl.replace_bit(2, self.step_last.val());
+        vfl = vfl.replace_bit(2, self.step_mark.val());
         self.step_vfl.d.next = if self.reset.val() { 0u64.into() } else { vfl };
         // mirror: skew registers; row i (column j) is delayed by i (j) registers.
         for i in 1..r {
@@ -384,15 +373,10 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
         for pe in self.pes.iter_mut() {
             pe.a_in.connect();
             pe.b_in.connect();
-            pe.v_in.connect();
-            pe.f_in.connect();
-            pe.l_in.connect();
-            pe.ci_in.connect();
+            pe.ctl_in.connect();
             pe.sh_in.connect();
             pe.clock.connect();
             pe.reset.connect();
-            pe.prec.connect();
-            pe.ci_shift.connect();
             pe.sh_shift.connect();
         }
     }
@@ -404,14 +388,30 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
         let mut put = |dst: &str, src: &str| {
             let _ = writeln!(s, "    {dst} = {src};");
         };
-        for (kind, n, we, sel, addr, data) in [
-            ("a_banks", r, "a_we", "a_wsel", "a_waddr", "a_wdata"),
-            ("b_banks", c, "b_we", "b_wsel", "b_waddr", "b_wdata"),
+        for (kind, n, we, sel, addr, data, raddr) in [
+            (
+                "a_banks",
+                r,
+                "a_we",
+                "a_wsel",
+                "a_waddr",
+                "a_wdata",
+                "step_addr_a",
+            ),
+            (
+                "b_banks",
+                c,
+                "b_we",
+                "b_wsel",
+                "b_waddr",
+                "b_wdata",
+                "step_addr",
+            ),
         ] {
             for i in 0..n {
                 put(&format!("{kind}${i}$read_clock"), "clock");
                 put(&format!("{kind}${i}$write_clock"), "clock");
-                put(&format!("{kind}${i}$read_address"), "step_addr");
+                put(&format!("{kind}${i}$read_address"), raddr);
                 put(&format!("{kind}${i}$write_address"), addr);
                 put(&format!("{kind}${i}$write_data"), data);
                 put(
@@ -423,7 +423,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
         put("step_vfl$clock", "clock");
         put(
             "step_vfl$d",
-            "reset ? 3'b000 : {step_last, step_first, step}",
+            "reset ? 5'b00000 : {prec, step_mark, step_first, step}",
         );
         for i in 1..r {
             for t in 0..i {
@@ -439,7 +439,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
                 put(&format!("vfl_skew${n}$clock"), "clock");
                 put(
                     &format!("vfl_skew${n}$d"),
-                    &format!("reset ? 3'b000 : {vfl_src}"),
+                    &format!("reset ? 5'b00000 : {vfl_src}"),
                 );
             }
         }
@@ -493,16 +493,27 @@ mod tests {
         &mut core.clock
     }
 
-    /// Computes one R×C tile of `A(R×K)·B(K×C)` on the core (K ≤ 16) and returns it row-major.
-    fn run(core: &mut Core, prec: u64, a: &[u16], b: &[u16], init: &[u32], k: usize) -> Vec<u32> {
+    /// Computes one (R·L)×C tile of `A(R·L×K)·B(K×C)` on the core (K ≤ 16/L) and returns it
+    /// row-major: tile row `t` is PE row `R−1−t/L`, slot `t mod L`.
+    fn run(
+        core: &mut Core,
+        l: usize,
+        prec: u64,
+        a: &[u16],
+        b: &[u16],
+        init: &[u32],
+        k: usize,
+    ) -> Vec<u32> {
         let (r, c) = (core._rows, core._cols);
+        let tr = r * l;
+        let kcap = 16 / l;
         core.prec.next = prec.into();
-        for i in 0..r {
+        for t in 0..tr {
             for kk in 0..k {
                 core.a_we.next = true;
-                core.a_wsel.next = (i as u64).into();
-                core.a_waddr.next = (kk as u64).into();
-                core.a_wdata.next = u64::from(a[i * k + kk]).into();
+                core.a_wsel.next = ((r - 1 - t / l) as u64).into();
+                core.a_waddr.next = (((t % l) * kcap + kk) as u64).into();
+                core.a_wdata.next = u64::from(a[t * k + kk]).into();
                 tick(core, clk);
             }
         }
@@ -517,37 +528,46 @@ mod tests {
             }
         }
         core.b_we.next = false;
-        // Init rows bottom first.
-        for i in (0..r).rev() {
+        // Start values: shift n carries tile row n's.
+        for t in 0..tr {
             for j in 0..c {
                 core.ci_we.next = true;
                 core.ci_wsel.next = (j as u64).into();
-                core.ci_wdata.next = u64::from(init[i * c + j]).into();
+                core.ci_wdata.next = u64::from(init[t * c + j]).into();
                 tick(core, clk);
             }
             core.ci_we.next = false;
-            core.ci_shift.next = true;
+            core.sh_shift.next = true;
             tick(core, clk);
-            core.ci_shift.next = false;
+            core.sh_shift.next = false;
         }
+        // k rounds of L slots, then a flush round (first steps without products) that swaps
+        // the results into the chains.
+        for kk in 0..=k {
+            for s in 0..l {
+                core.step.next = kk < k;
+                core.step_first.next = kk == 0 || kk == k;
+                core.step_mark.next = (kk == 0 || kk == k) && s + 1 == l;
+                core.step_addr.next = (kk.min(kcap - 1) as u64).into();
+                core.step_addr_a.next = ((s * kcap + kk.min(kcap - 1)) as u64).into();
+                tick(core, clk);
+            }
+        }
+        core.step.next = false;
+        core.step_first.next = false;
+        core.step_mark.next = false;
         let mut done = false;
-        for kk in 0..k + r + c + 8 {
-            core.step.next = kk < k;
-            core.step_first.next = kk == 0;
-            core.step_last.next = kk + 1 == k;
-            core.step_addr.next = (kk.min(15) as u64).into();
+        for _ in 0..r + c + 16 {
             tick(core, clk);
             done |= core.done.val();
         }
-        core.step.next = false;
-        assert!(done, "the tile never completed");
-        let mut out = vec![0; r * c];
-        for t in 0..r {
-            let i = r - 1 - t;
+        assert!(done, "the flush round never reached the last PE");
+        let mut out = vec![0; tr * c];
+        for t in 0..tr {
             for j in 0..c {
                 core.out_sel.next = (j as u64).into();
                 settle(core);
-                out[i * c + j] = core.out_data.val().to_u64() as u32;
+                out[t * c + j] = core.out_data.val().to_u64() as u32;
             }
             core.sh_shift.next = true;
             tick(core, clk);
@@ -556,9 +576,10 @@ mod tests {
         out
     }
 
-    fn check(prec: Precision, rows: usize, cols: usize, k: usize, seed: u64) {
+    fn check(prec: Precision, l: usize, rows: usize, cols: usize, k: usize, seed: u64) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut core = Core::new(rows, cols);
+        let mut core = Core::new(rows, cols, l);
+        let rows = rows * l;
         core.connect_all();
         core.reset.next = true;
         tick(&mut core, clk);
@@ -582,7 +603,7 @@ mod tests {
                 _ => rng.random_range(-2.0f32..2.0).to_bits(),
             })
             .collect();
-        let got = run(&mut core, code, &a, &b, &init, k);
+        let got = run(&mut core, l, code, &a, &b, &init, k);
         // The golden reference on the same data.
         let bytes = |v: &[u16]| -> Vec<u8> {
             v.iter()
@@ -604,14 +625,15 @@ mod tests {
             .chunks(4)
             .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
             .collect();
-        assert_eq!(got, want, "{prec} {rows}×{cols}×{k}");
+        assert_eq!(got, want, "{prec} L={l} {rows}×{cols}×{k}");
     }
 
     #[test]
     fn array_tiles_match_golden() {
-        check(Precision::Bf16, 3, 2, 5, 1);
-        check(Precision::Fp16, 2, 3, 7, 2);
-        check(Precision::Int8, 2, 2, 16, 3);
-        check(Precision::Bf16, 1, 1, 1, 4);
+        check(Precision::Bf16, 2, 3, 2, 5, 1);
+        check(Precision::Fp16, 4, 2, 3, 4, 2);
+        check(Precision::Int8, 1, 2, 2, 16, 3);
+        check(Precision::Bf16, 8, 1, 1, 2, 4);
+        check(Precision::Bf16, 1, 1, 1, 1, 5);
     }
 }

@@ -1,16 +1,23 @@
 //! The controller: takes descriptors from the command queue, validates them, tiles the GEMM
 //! onto the array and sequences the DMA engines, the array and the drain.
 //!
-//! For every output tile (`i0`, `j0`) of R×C (clipped at the matrix edge to `rv`×`cv`):
+//! Each PE interleaves L accumulations ([`super::pe`]), so a tile has `R·L` rows: tile row `t`
+//! is computed by PE row `R−1−t/L` in slot `t mod L`. For every output tile (`i0`, `j0`) of
+//! `R·L`×C (clipped at the matrix edge to `rv`×`cv`):
 //!
-//! 1. **init**: the init chains are loaded with `+0`, or with the tile's rows of C
-//!    (accumulate), tile row 0 first, so that array row `i` holds tile row `R−1−i`;
-//! 2. for every chunk of at most `K_DEPTH` k steps: **load** the chunk of the tile's A rows
-//!    (A bank `R−1−t` ← tile row `t`) and B rows (B bank `j` ← tile column `j`), then
-//!    **compute**: one k step per cycle, `first` on k = 0 and `last` on k = K−1; the
-//!    accumulators stay in the PEs between chunks, so k stays ascending across chunks;
-//! 3. **drain**: once the last PE captured, the bottom row (tile row 0, then 1, …) is converted
-//!    and written to D one row per drain-chain shift.
+//! 1. **init**: `R·L` chain shifts move `+0`, or the tile's rows of C (accumulate), tile row 0
+//!    first, into the PEs' chains;
+//! 2. for every chunk of at most `K_DEPTH / L` k steps: **load** the chunk of the tile's A rows
+//!    (A bank `R−1−t/L`, slot `t mod L`) and B rows (B bank `j` ← tile column `j`), then
+//!    **compute**: one round of L slot steps per k step, `first` on k = 0 (the start values
+//!    leave the chains); the accumulators stay in the PEs between chunks, so k stays
+//!    ascending across chunks;
+//! 3. **flush**: one round of `first` steps without products swaps the results into the chains;
+//! 4. **drain**: once the round reached the last PE, `rv` chain shifts bring out tile rows
+//!    0, 1, … at the bottom, each converted and written to D.
+//!
+//! Rounds start only when the free-running phase counter `ph` (cycle mod L) is 0, so every
+//! pause between rounds is a whole number of rounds and each accumulation keeps its slot.
 //!
 //! Rows and columns outside the matrix are computed on stale buffer contents and never
 //! written. Descriptor errors (docs/registers.md, "Error codes") are found before any memory
@@ -83,6 +90,7 @@ enum State {
     LoadBNext,
     Compute,
     ChunkEnd,
+    Flush,
     WaitCapture,
     Drain,
     DrainWait,
@@ -122,6 +130,16 @@ pub struct Controller {
     pub kaw: Constant<Bits<5>>,
     /// Precisions built in (bit p = precision code p).
     pub prec_mask: Constant<Bits<16>>,
+    /// L − 1 (L: accumulations interleaved per PE).
+    pub ilv_last: Constant<Bits<8>>,
+    /// log2 L.
+    pub lgl: Constant<Bits<3>>,
+    /// k steps per chunk: `kdepth / L`.
+    pub kcap: Constant<Bits<32>>,
+    /// log2 of `kcap`.
+    pub kcaw: Constant<Bits<5>>,
+    /// Tile rows: R · L.
+    pub trows: Constant<Bits<16>>,
     /// Precision code for the array.
     pub prec: Signal<Out, Bits<2>>,
     /// A buffer write.
@@ -144,19 +162,19 @@ pub struct Controller {
     pub step: Signal<Out, Bit>,
     /// First k step.
     pub step_first: Signal<Out, Bit>,
-    /// Last k step.
-    pub step_last: Signal<Out, Bit>,
-    /// Buffer index of the step.
+    /// Marks the last slot's first step of a round.
+    pub step_mark: Signal<Out, Bit>,
+    /// B buffer index of the step (k).
     pub step_addr: Signal<Out, Bits<16>>,
+    /// A buffer index of the step (slot · K_DEPTH / L + k).
+    pub step_addr_a: Signal<Out, Bits<16>>,
     /// Init staging write.
     pub ci_we: Signal<Out, Bit>,
     /// Init staging column.
     pub ci_wsel: Signal<Out, Bits<8>>,
     /// Init value.
     pub ci_wdata: Signal<Out, Bits<32>>,
-    /// Shift the init chains.
-    pub ci_shift: Signal<Out, Bit>,
-    /// Shift the drain chains.
+    /// Shift the init/drain chains.
     pub sh_shift: Signal<Out, Bit>,
     /// Bottom-row column to output.
     pub out_sel: Signal<Out, Bits<8>>,
@@ -234,9 +252,11 @@ pub struct Controller {
     i0: DFF<Bits<32>>,
     j0: DFF<Bits<32>>,
     k0: DFF<Bits<32>>,
-    t: DFF<Bits<8>>,
+    t: DFF<Bits<16>>,
     kk: DFF<Bits<16>>,
-    rv: DFF<Bits<8>>,
+    sl: DFF<Bits<8>>,
+    ph: DFF<Bits<8>>,
+    rv: DFF<Bits<16>>,
     cv: DFF<Bits<8>>,
     rvcv: DFF<Bits<32>>,
     kc: DFF<Bits<16>>,
@@ -291,7 +311,11 @@ pub struct Controller {
     m_left: Signal<Local, Bits<32>>,
     n_left: Signal<Local, Bits<32>>,
     k_left: Signal<Local, Bits<32>>,
-    rv_new: Signal<Local, Bits<8>>,
+    rv_new: Signal<Local, Bits<16>>,
+    a_bank: Signal<Local, Bits<16>>,
+    a_slot: Signal<Local, Bits<16>>,
+    first_k: Signal<Local, Bit>,
+    go: Signal<Local, Bit>,
     cv_new: Signal<Local, Bits<8>>,
     c_tile_new: Signal<Local, Bits<32>>,
     fail_now: Signal<Local, Bit>,
@@ -299,9 +323,15 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller for an `rows × cols` array with operand buffers of `2^kaw` k steps and the
-    /// precisions in `prec_mask` (bit p = precision code p).
-    pub fn new(rows: usize, cols: usize, kaw: usize, prec_mask: u32) -> Self {
+    /// A controller for an `rows × cols` array of PEs interleaving `interleave` accumulations,
+    /// with operand buffers of `2^kaw` k steps and the precisions in `prec_mask` (bit p =
+    /// precision code p).
+    pub fn new(rows: usize, cols: usize, kaw: usize, interleave: usize, prec_mask: u32) -> Self {
+        assert!(
+            interleave.is_power_of_two() && interleave <= 8 && (1usize << kaw) >= interleave,
+            "interleave {interleave} with buffer depth 2^{kaw}"
+        );
+        let lgl = interleave.trailing_zeros() as usize;
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -316,6 +346,11 @@ impl Controller {
             kdepth: Constant::new((1u64 << kaw).into()),
             kaw: Constant::new((kaw as u64).into()),
             prec_mask: Constant::new(u64::from(prec_mask).into()),
+            ilv_last: Constant::new((interleave as u64 - 1).into()),
+            lgl: Constant::new((lgl as u64).into()),
+            kcap: Constant::new((1u64 << (kaw - lgl)).into()),
+            kcaw: Constant::new(((kaw - lgl) as u64).into()),
+            trows: Constant::new(((rows * interleave) as u64).into()),
             prec: Default::default(),
             a_we: Default::default(),
             a_wsel: Default::default(),
@@ -327,12 +362,12 @@ impl Controller {
             b_wdata: Default::default(),
             step: Default::default(),
             step_first: Default::default(),
-            step_last: Default::default(),
+            step_mark: Default::default(),
             step_addr: Default::default(),
+            step_addr_a: Default::default(),
             ci_we: Default::default(),
             ci_wsel: Default::default(),
             ci_wdata: Default::default(),
-            ci_shift: Default::default(),
             sh_shift: Default::default(),
             out_sel: Default::default(),
             core_done: Default::default(),
@@ -379,6 +414,8 @@ impl Controller {
             k0: Default::default(),
             t: Default::default(),
             kk: Default::default(),
+            sl: Default::default(),
+            ph: Default::default(),
             rv: Default::default(),
             cv: Default::default(),
             rvcv: Default::default(),
@@ -435,6 +472,10 @@ impl Controller {
             n_left: Default::default(),
             k_left: Default::default(),
             rv_new: Default::default(),
+            a_bank: Default::default(),
+            a_slot: Default::default(),
+            first_k: Default::default(),
+            go: Default::default(),
             cv_new: Default::default(),
             c_tile_new: Default::default(),
             fail_now: Default::default(),
@@ -461,6 +502,8 @@ impl Logic for Controller {
             k0,
             t,
             kk,
+            sl,
+            ph,
             rv,
             cv,
             rvcv,
@@ -598,9 +641,9 @@ impl Logic for Controller {
         self.m_left.next = self.f_m.val() - self.i0.q.val();
         self.n_left.next = self.f_n.val() - self.j0.q.val();
         self.k_left.next = self.f_k.val() - self.k0.q.val();
-        self.rv_new.next = self.rows.val();
-        if self.m_left.val() < bit_cast::<32, 8>(self.rows.val()) {
-            self.rv_new.next = self.m_left.val().get_bits::<8>(0);
+        self.rv_new.next = self.trows.val();
+        if self.m_left.val() < bit_cast::<32, 16>(self.trows.val()) {
+            self.rv_new.next = self.m_left.val().get_bits::<16>(0);
         }
         self.cv_new.next = self.cols.val();
         if self.n_left.val() < bit_cast::<32, 8>(self.cols.val()) {
@@ -611,8 +654,10 @@ impl Logic for Controller {
         // Defaults for the strobes.
         self.q_pop.next = false;
         self.a_we.next = false;
-        self.a_wsel.next = self.rows.val() - 1 - self.t.q.val();
-        self.a_waddr.next = self.rd_index.val();
+        self.a_bank.next = self.t.q.val() >> self.lgl.val();
+        self.a_slot.next = self.t.q.val() & bit_cast::<16, 8>(self.ilv_last.val());
+        self.a_wsel.next = self.rows.val() - 1 - self.a_bank.val().get_bits::<8>(0);
+        self.a_waddr.next = (self.a_slot.val() << self.kcaw.val()) | self.rd_index.val();
         self.a_wdata.next = self.rd_data.val().get_bits::<16>(0);
         self.b_we.next = false;
         self.b_wsel.next = self.rd_index.val().get_bits::<8>(0);
@@ -620,12 +665,20 @@ impl Logic for Controller {
         self.b_wdata.next = self.rd_data.val().get_bits::<16>(0);
         self.step.next = false;
         self.step_first.next = false;
-        self.step_last.next = false;
+        self.step_mark.next = false;
         self.step_addr.next = self.kk.q.val();
+        self.step_addr_a.next =
+            (bit_cast::<16, 8>(self.sl.q.val()) << self.kcaw.val()) | self.kk.q.val();
+        self.first_k.next = (self.k0.q.val() == 0) & (self.kk.q.val() == 0);
+        // A round starts only at phase 0 of the free-running slot counter.
+        self.go.next = (self.sl.q.val() != 0) | (self.ph.q.val() == 0);
+        self.ph.d.next = self.ph.q.val() + 1;
+        if self.ph.q.val() == self.ilv_last.val() {
+            self.ph.d.next = 0.into();
+        }
         self.ci_we.next = false;
         self.ci_wsel.next = self.rd_index.val().get_bits::<8>(0);
         self.ci_wdata.next = self.rd_data.val();
-        self.ci_shift.next = false;
         self.sh_shift.next = false;
         self.out_sel.next = self.wr_index.val().get_bits::<8>(0);
         self.rd_start.next = false;
@@ -700,12 +753,12 @@ impl Logic for Controller {
             State::TileStart => {
                 self.rv.d.next = self.rv_new.val();
                 self.cv.d.next = self.cv_new.val();
-                self.rvcv.d.next =
-                    bit_cast::<16, 8>(self.rv_new.val()) * bit_cast::<16, 8>(self.cv_new.val());
+                self.rvcv.d.next = self.rv_new.val() * bit_cast::<16, 8>(self.cv_new.val());
                 self.d_tile.d.next = self.d_rowbase.q.val() + (self.j0.q.val() << self.osz.val());
                 self.b_kbase.d.next = self.f_b.val() + (self.j0.q.val() << self.esz.val());
                 self.k0.d.next = 0.into();
                 self.t.d.next = 0.into();
+                self.sl.d.next = 0.into();
                 self.ptr.d.next = self.c_tile_new.val();
                 self.state.d.next = State::InitZero;
                 if self.f_acc.val() {
@@ -714,18 +767,18 @@ impl Logic for Controller {
             }
             State::InitZero => {
                 self.ci_we.next = true;
-                self.ci_wsel.next = self.t.q.val();
+                self.ci_wsel.next = self.t.q.val().get_bits::<8>(0);
                 self.ci_wdata.next = 0.into();
                 self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == self.cols.val() {
+                if self.t.q.val() + 1 == bit_cast::<16, 8>(self.cols.val()) {
                     self.t.d.next = 0.into();
                     self.state.d.next = State::InitShiftZ;
                 }
             }
             State::InitShiftZ => {
-                self.ci_shift.next = true;
+                self.sh_shift.next = true;
                 self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == self.rows.val() {
+                if self.t.q.val() + 1 == self.trows.val() {
                     self.state.d.next = State::LoadSetup;
                 }
             }
@@ -748,17 +801,17 @@ impl Logic for Controller {
                 }
             }
             State::InitShift => {
-                self.ci_shift.next = true;
+                self.sh_shift.next = true;
                 self.ptr.d.next = self.ptr.q.val() + self.f_ldc.val();
                 self.t.d.next = self.t.q.val() + 1;
                 self.state.d.next = State::InitRead;
-                if self.t.q.val() + 1 == self.rows.val() {
+                if self.t.q.val() + 1 == self.trows.val() {
                     self.state.d.next = State::LoadSetup;
                 }
             }
             State::LoadSetup => {
-                self.kc.d.next = self.kdepth.val().get_bits::<16>(0);
-                if self.k_left.val() < self.kdepth.val() {
+                self.kc.d.next = self.kcap.val().get_bits::<16>(0);
+                if self.k_left.val() < self.kcap.val() {
                     self.kc.d.next = self.k_left.val().get_bits::<16>(0);
                 }
                 self.t.d.next = 0.into();
@@ -814,21 +867,40 @@ impl Logic for Controller {
                 }
             }
             State::Compute => {
-                self.step.next = true;
-                self.step_first.next = (self.k0.q.val() == 0) & (self.kk.q.val() == 0);
-                self.step_last.next =
-                    (self.k0.q.val() + bit_cast::<32, 16>(self.kk.q.val()) + 1) == self.f_k.val();
-                self.kk.d.next = self.kk.q.val() + 1;
-                if self.kk.q.val() + 1 == self.kc.q.val() {
-                    self.state.d.next = State::ChunkEnd;
+                // One round: slot sl's step of k index kk.
+                if self.go.val() {
+                    self.step.next = true;
+                    self.step_first.next = self.first_k.val();
+                    self.step_mark.next =
+                        self.first_k.val() & (self.sl.q.val() == self.ilv_last.val());
+                    self.sl.d.next = self.sl.q.val() + 1;
+                    if self.sl.q.val() == self.ilv_last.val() {
+                        self.sl.d.next = 0.into();
+                        self.kk.d.next = self.kk.q.val() + 1;
+                        if self.kk.q.val() + 1 == self.kc.q.val() {
+                            self.state.d.next = State::ChunkEnd;
+                        }
+                    }
                 }
             }
             State::ChunkEnd => {
                 self.k0.d.next = self.k0.q.val() + bit_cast::<32, 16>(self.kc.q.val());
-                self.b_kbase.d.next = self.b_kbase.q.val() + (self.f_ldb.val() << self.kaw.val());
+                self.b_kbase.d.next = self.b_kbase.q.val() + (self.f_ldb.val() << self.kcaw.val());
                 self.state.d.next = State::LoadSetup;
                 if bit_cast::<32, 16>(self.kc.q.val()) == self.k_left.val() {
-                    self.state.d.next = State::WaitCapture;
+                    self.state.d.next = State::Flush;
+                }
+            }
+            State::Flush => {
+                // A round of first steps without products: the results enter the chains.
+                if self.go.val() {
+                    self.step_first.next = true;
+                    self.step_mark.next = self.sl.q.val() == self.ilv_last.val();
+                    self.sl.d.next = self.sl.q.val() + 1;
+                    if self.sl.q.val() == self.ilv_last.val() {
+                        self.sl.d.next = 0.into();
+                        self.state.d.next = State::WaitCapture;
+                    }
                 }
             }
             State::WaitCapture => {
@@ -866,9 +938,9 @@ impl Logic for Controller {
                 self.state.d.next = State::TileStart;
                 if self.n_left.val() <= bit_cast::<32, 8>(self.cols.val()) {
                     self.j0.d.next = 0.into();
-                    self.i0.d.next = self.i0.q.val() + bit_cast::<32, 8>(self.rows.val());
+                    self.i0.d.next = self.i0.q.val() + bit_cast::<32, 16>(self.trows.val());
                     self.state.d.next = State::AdvanceRows;
-                    if self.m_left.val() <= bit_cast::<32, 8>(self.rows.val()) {
+                    if self.m_left.val() <= bit_cast::<32, 16>(self.trows.val()) {
                         self.state.d.next = State::Finish;
                     }
                 }
@@ -878,7 +950,7 @@ impl Logic for Controller {
                 self.c_rowbase.d.next = self.c_rowbase.q.val() + self.f_ldc.val();
                 self.d_rowbase.d.next = self.d_rowbase.q.val() + self.f_ldd.val();
                 self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == self.rows.val() {
+                if self.t.q.val() + 1 == self.trows.val() {
                     self.t.d.next = 0.into();
                     self.state.d.next = State::TileStart;
                 }
@@ -946,7 +1018,11 @@ impl Logic for Controller {
             {
                 self.c_write.d.next = self.c_write.q.val() + 1;
             } else if self.state.q.val() == State::Compute {
-                self.c_macs.d.next = self.c_macs.q.val() + bit_cast::<64, 32>(self.rvcv.q.val());
+                // rv·cv useful MACs per k step (once per round).
+                if self.go.val() & (self.sl.q.val() == self.ilv_last.val()) {
+                    self.c_macs.d.next =
+                        self.c_macs.q.val() + bit_cast::<64, 32>(self.rvcv.q.val());
+                }
             } else {
                 self.c_other.d.next = self.c_other.q.val() + 1;
             }
@@ -976,6 +1052,8 @@ impl Logic for Controller {
 
         if self.reset.val() {
             self.state.d.next = State::Idle;
+            self.ph.d.next = 0.into();
+            self.sl.d.next = 0.into();
             self.n_completed.d.next = 0.into();
             self.n_errors.d.next = 0.into();
             self.last_error.d.next = 0.into();

@@ -32,11 +32,18 @@ pub fn verilog(config: &HdlConfig) -> Result<String, ConfigError> {
     Ok(dedup_modules(&raw))
 }
 
-/// The processing element alone (top module `top`), for timing the critical path.
-pub fn pe_verilog() -> String {
-    let mut pe = super::pe::Pe::default();
+/// The processing element alone (top module `top`) with `interleave` adder stages, for timing
+/// the critical path.
+pub fn pe_verilog(interleave: usize) -> Result<String, ConfigError> {
+    if super::pe::stage_mask(interleave).is_none() {
+        return Err(ConfigError(format!(
+            "interleave {interleave}: must be one of {:?}",
+            super::pe::INTERLEAVES
+        )));
+    }
+    let mut pe = super::pe::Pe::new(interleave);
     pe.connect_all();
-    dedup_modules(&generate_verilog(&pe))
+    Ok(dedup_modules(&generate_verilog(&pe)))
 }
 
 fn raw_verilog<const KAW: usize>(config: &HdlConfig) -> String {

@@ -1,6 +1,7 @@
 //! The accelerator's hardware blocks, in Rust-HDL, and its build configuration.
 //!
-//! Blocks, bottom up: [`mac`] (multiply stage and fused adder), [`pe`] (processing element),
+//! Blocks, bottom up: [`mul`] (four multiply stages), [`fadd`] (the fused adder in eight
+//! stages), [`pe`] (processing element interleaving L accumulations),
 //! [`array`] (systolic array, operand buffers, skew, init/drain chains), [`outconv`] (output
 //! conversion), [`dma`] (AXI4 read and write engines), [`queue`] (command queue), [`regfile`]
 //! (generated from [`crate::regmap`]), [`controller`] (validation, tiling, sequencing) and
@@ -10,7 +11,8 @@ pub mod array;
 pub mod controller;
 pub mod dma;
 pub mod emit;
-pub mod mac;
+pub mod fadd;
+pub mod mul;
 pub mod outconv;
 pub mod pe;
 pub mod queue;
@@ -36,6 +38,10 @@ pub struct HdlConfig {
     pub max_burst: u16,
     /// Precisions accepted by this instance.
     pub precisions: Vec<PrecisionCode>,
+    /// Accumulations interleaved per PE, L (1, 2, 4 or 8): the fused adder is cut into L
+    /// pipeline stages and each PE computes L output rows of a tile round-robin
+    /// ([`pe`] explains why this keeps the contract's k order).
+    pub interleave: usize,
 }
 
 impl Default for HdlConfig {
@@ -47,9 +53,14 @@ impl Default for HdlConfig {
             queue_depth: 4,
             max_burst: 16,
             precisions: PrecisionCode::ALL.to_vec(),
+            interleave: DEFAULT_INTERLEAVE,
         }
     }
 }
+
+/// The interleave factor L built by default: one fused-adder stage per cycle on ECP5-class
+/// parts (docs/hardware.md, "Processing element and critical path").
+pub const DEFAULT_INTERLEAVE: usize = 8;
 
 /// AXI data width in bytes (fixed in this version).
 pub const DATA_BYTES: u32 = 16;
@@ -84,6 +95,19 @@ impl HdlConfig {
             return err(format!(
                 "max burst {}: must be 1..=256 beats",
                 self.max_burst
+            ));
+        }
+        if pe::stage_mask(self.interleave).is_none() {
+            return err(format!(
+                "interleave {}: must be one of {:?}",
+                self.interleave,
+                pe::INTERLEAVES
+            ));
+        }
+        if self.kdepth < 2 * self.interleave {
+            return err(format!(
+                "buffer depth {} with interleave {}: the depth must be at least 2·L",
+                self.kdepth, self.interleave
             ));
         }
         if self.precisions.is_empty() {

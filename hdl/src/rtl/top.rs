@@ -112,8 +112,14 @@ impl<const KAW: usize> Accelerator<KAW> {
             axi: Default::default(),
             regs: RegFile::new(config.capabilities()),
             queue: CmdQueue::new(config.queue_depth),
-            ctrl: Controller::new(config.rows, config.cols, KAW, config.precision_mask()),
-            core: ArrayCore::new(config.rows, config.cols),
+            ctrl: Controller::new(
+                config.rows,
+                config.cols,
+                KAW,
+                config.interleave,
+                config.precision_mask(),
+            ),
+            core: ArrayCore::new(config.rows, config.cols, config.interleave),
             rd: DmaRead::new(config.max_burst),
             wr: DmaWrite::default(),
             conv: OutConv::default(),
@@ -178,12 +184,12 @@ impl<const KAW: usize> Logic for Accelerator<KAW> {
         self.core.b_wdata.next = self.ctrl.b_wdata.val();
         self.core.step.next = self.ctrl.step.val();
         self.core.step_first.next = self.ctrl.step_first.val();
-        self.core.step_last.next = self.ctrl.step_last.val();
+        self.core.step_mark.next = self.ctrl.step_mark.val();
         self.core.step_addr.next = bit_cast::<KAW, 16>(self.ctrl.step_addr.val());
+        self.core.step_addr_a.next = bit_cast::<KAW, 16>(self.ctrl.step_addr_a.val());
         self.core.ci_we.next = self.ctrl.ci_we.val();
         self.core.ci_wsel.next = self.ctrl.ci_wsel.val();
         self.core.ci_wdata.next = self.ctrl.ci_wdata.val();
-        self.core.ci_shift.next = self.ctrl.ci_shift.val();
         self.core.sh_shift.next = self.ctrl.sh_shift.val();
         self.core.out_sel.next = self.ctrl.out_sel.val();
         self.ctrl.core_done.next = self.core.done.val();
@@ -267,6 +273,7 @@ mod tests {
             queue_depth: 2,
             max_burst: 4,
             precisions: PrecisionCode::ALL.to_vec(),
+            interleave: 2,
         }
     }
 

@@ -1,19 +1,23 @@
-// A minimal Verilator harness for hdl/tests/verilator_sim.rs: a 64 KiB AXI4 memory (one burst at
-// a time, in order, OKAY responses) and a CSR driver that runs a script:
+// A minimal Verilator harness for hdl/tests/verilator_sim.rs: an AXI4 memory of the size of
+// mem.bin (a power of two; one burst at a time, in order, OKAY responses) and a CSR driver that
+// runs a script:
 //   w OFFSET VALUE   write a register
 //   r OFFSET         read a register and print "r OFFSET VALUE"
-//   wait N           clock until COMPLETED >= N (exit 2 after 2,000,000 cycles: a hang)
+//   wait N           clock until COMPLETED >= N (exit 2 after $VTOP_MAX_CYCLES cycles, default
+//                    2,000,000: a hang)
 // Memory is loaded from mem.bin and written to out.bin at the end. Usage: vtop DIR
 #include "Vtop.h"
 #include "verilated.h"
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 static Vtop* t;
-static std::vector<uint8_t> mem(1 << 16);
+static std::vector<uint8_t> mem;
+static uint32_t mask = 0;
 static bool rburst = false, waddr_ok = false, wdata_ok = false, wresp = false;
 static uint32_t raddr = 0, rbeats = 0, waddr = 0;
 static uint8_t wbytes[16];
@@ -27,7 +31,7 @@ static void cycle() {
     t->axi__024rresp = 0;
     for (int i = 0; i < 4; i++) {
         uint32_t w = 0;
-        for (int b = 0; b < 4 && rburst; b++) w |= uint32_t(mem[(raddr + 4 * i + b) & 0xFFFF]) << (8 * b);
+        for (int b = 0; b < 4 && rburst; b++) w |= uint32_t(mem[(raddr + 4 * i + b) & mask]) << (8 * b);
         t->axi__024rdata[i] = w;
     }
     bool awready = !waddr_ok && !wresp, wready = !wdata_ok && !wresp;
@@ -61,7 +65,7 @@ static void cycle() {
     if (awvalid && awready) { waddr_ok = true; waddr = awaddr; }
     if (wvalid && wready) { wdata_ok = true; memcpy(wbytes, data, 16); wstrb = strb; }
     if (waddr_ok && wdata_ok) {
-        for (int i = 0; i < 16; i++) if (wstrb >> i & 1) mem[(waddr + i) & 0xFFFF] = wbytes[i];
+        for (int i = 0; i < 16; i++) if (wstrb >> i & 1) mem[(waddr + i) & mask] = wbytes[i];
         wdata_ok = false; wresp = true;
     }
 }
@@ -84,8 +88,17 @@ int main(int argc, char** argv) {
     if (argc < 2) { fprintf(stderr, "usage: vtop DIR\n"); return 1; }
     std::string dir = argv[1];
     FILE* f = fopen((dir + "/mem.bin").c_str(), "rb");
-    if (!f || fread(mem.data(), 1, mem.size(), f) != mem.size()) { fprintf(stderr, "cannot read mem.bin\n"); return 1; }
+    if (!f) { fprintf(stderr, "cannot read mem.bin\n"); return 1; }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (size < 16 || (size & (size - 1))) { fprintf(stderr, "mem.bin: size %ld is not a power of two\n", size); return 1; }
+    mem.resize(size);
+    mask = uint32_t(size - 1);
+    if (fread(mem.data(), 1, mem.size(), f) != mem.size()) { fprintf(stderr, "cannot read mem.bin\n"); return 1; }
     fclose(f);
+    const char* limit_env = getenv("VTOP_MAX_CYCLES");
+    uint64_t limit = limit_env ? strtoull(limit_env, nullptr, 10) : 2000000;
     t = new Vtop;
     t->reset = 1; cycle(); cycle(); t->reset = 0;
     FILE* s = fopen((dir + "/script.txt").c_str(), "r");
@@ -98,7 +111,7 @@ int main(int argc, char** argv) {
             uint64_t start = cycles;
             while (csr_read(0x030) < a) {
                 for (int i = 0; i < 16; i++) cycle();
-                if (cycles - start > 2000000) { fprintf(stderr, "hang\n"); return 2; }
+                if (cycles - start > limit) { fprintf(stderr, "hang\n"); return 2; }
             }
         } else { fprintf(stderr, "bad script command %s\n", cmd); return 1; }
     }

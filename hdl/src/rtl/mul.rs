@@ -1,0 +1,275 @@
+//! The multiply half of a processing element: four combinational stages, each followed by a
+//! pipeline register in the PE. They lie outside the accumulation loop, so they can be
+//! pipelined freely; four short stages keep every one of them well inside a 100 MHz cycle.
+//!
+//! ```text
+//! M0 MulDecode  operand fields per precision, specials, exponent sum, leading zeros of the
+//!               significands (subnormal operands)
+//! M1 MulAlign   normalise both significands (leading one at bit 10), adjust the exponent
+//! M2 MulProd    one 11×11 multiply (rust-hdl's 16×16 multiplier, one DSP)
+//! M3 MulNorm    the product of two normalised significands has its leading one at bit 21
+//!               or 20: one conditional shift; int8 products get their sign
+//! ```
+//!
+//! Exponents are unsigned 11-bit numbers with an offset of 512 (`t + 512` for the power of two
+//! of the product's bit 21), as in the fused adder ([`super::fadd`]).
+//!
+//! Bundles between the stages (bit ranges, least significant first):
+//!
+//! | bundle | layout |
+//! |---|---|
+//! | M0 → M1 (46) | `a_sig[10:0] a_z[14:11] b_sig[25:15] b_z[29:26] e_sum[40:30] sign[41] zero[42] inf[43] nan[44] is_int[45]` |
+//! | M1 → M2 (38) | `a_sig[10:0] b_sig[21:11] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
+//! | M2 → M3 (38) | `prod[21:0] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
+//! | M3 → adder (70) | `p_sig[21:0] p_exp[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37] p_int[69:38]` |
+
+use rust_hdl::prelude::*;
+
+/// Precision code of int8 GEMMs (same encoding as `regmap::PrecisionCode`).
+pub const PREC_INT8: u64 = 0;
+/// Precision code of bf16 GEMMs.
+pub const PREC_BF16: u64 = 1;
+/// Precision code of fp16 GEMMs.
+pub const PREC_FP16: u64 = 2;
+
+/// M0: decodes the two raw operands of one precision.
+#[derive(LogicBlock, Default)]
+pub struct MulDecode {
+    /// Precision code (`PREC_*`).
+    pub prec: Signal<In, Bits<2>>,
+    /// Raw operand from A (int8 in the low byte, or bf16/fp16 bits).
+    pub a: Signal<In, Bits<16>>,
+    /// Raw operand from B.
+    pub b: Signal<In, Bits<16>>,
+    /// The M0 → M1 bundle.
+    pub o: Signal<Out, Bits<46>>,
+    a_raw: Signal<Local, Bits<11>>,
+    b_raw: Signal<Local, Bits<11>>,
+    a_e: Signal<Local, Bits<11>>,
+    b_e: Signal<Local, Bits<11>>,
+    a_ones: Signal<Local, Bit>,
+    b_ones: Signal<Local, Bit>,
+    a_fz: Signal<Local, Bit>,
+    b_fz: Signal<Local, Bit>,
+    a_neg: Signal<Local, Bit>,
+    b_neg: Signal<Local, Bit>,
+    a_zero: Signal<Local, Bit>,
+    b_zero: Signal<Local, Bit>,
+    a_inf: Signal<Local, Bit>,
+    b_inf: Signal<Local, Bit>,
+    a_nan: Signal<Local, Bit>,
+    b_nan: Signal<Local, Bit>,
+    a_sig: Signal<Local, Bits<11>>,
+    b_sig: Signal<Local, Bits<11>>,
+    a_z: Signal<Local, Bits<4>>,
+    b_z: Signal<Local, Bits<4>>,
+    e_sum: Signal<Local, Bits<11>>,
+    exp_offset: Signal<Local, Bits<11>>,
+    is_int: Signal<Local, Bit>,
+    p_nan: Signal<Local, Bit>,
+}
+
+impl Logic for MulDecode {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Field extraction per format. Biased exponents become "effective" (0 → 1), so that
+        // subnormals and normals share one formula; significands get their implicit bit and are
+        // left-aligned to 11 bits (bf16's 8-bit significand is shifted up by 3).
+        self.is_int.next = self.prec.val() == 0;
+        self.a_neg.next = self.a.val().get_bit(15);
+        self.b_neg.next = self.b.val().get_bit(15);
+        self.a_zero.next = self.a.val().get_bits::<15>(0) == 0;
+        self.b_zero.next = self.b.val().get_bits::<15>(0) == 0;
+        if self.prec.val() == 2 {
+            // fp16 (PREC_FP16)
+            self.a_ones.next = self.a.val().get_bits::<5>(10) == 31;
+            self.b_ones.next = self.b.val().get_bits::<5>(10) == 31;
+            self.a_fz.next = self.a.val().get_bits::<10>(0) == 0;
+            self.b_fz.next = self.b.val().get_bits::<10>(0) == 0;
+            self.a_raw.next = bit_cast::<11, 5>(self.a.val().get_bits::<5>(10));
+            self.b_raw.next = bit_cast::<11, 5>(self.b.val().get_bits::<5>(10));
+            self.a_sig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0));
+            self.b_sig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0));
+            if self.a.val().get_bits::<5>(10) != 0 {
+                self.a_sig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0)) | 0x400;
+            }
+            if self.b.val().get_bits::<5>(10) != 0 {
+                self.b_sig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0)) | 0x400;
+            }
+            // t = E_eff − 15 for each operand; product bit 21 weighs 2^(ta + tb + 1).
+            self.exp_offset.next = 483.into();
+        } else {
+            self.a_ones.next = self.a.val().get_bits::<8>(7) == 255;
+            self.b_ones.next = self.b.val().get_bits::<8>(7) == 255;
+            self.a_fz.next = self.a.val().get_bits::<7>(0) == 0;
+            self.b_fz.next = self.b.val().get_bits::<7>(0) == 0;
+            self.a_raw.next = bit_cast::<11, 8>(self.a.val().get_bits::<8>(7));
+            self.b_raw.next = bit_cast::<11, 8>(self.b.val().get_bits::<8>(7));
+            self.a_sig.next = bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3;
+            self.b_sig.next = bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3;
+            if self.a.val().get_bits::<8>(7) != 0 {
+                self.a_sig.next = (bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3) | 0x400;
+            }
+            if self.b.val().get_bits::<8>(7) != 0 {
+                self.b_sig.next = (bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3) | 0x400;
+            }
+            // t = E_eff − 127; 512 + ta + tb + 1 = Ea + Eb + 259.
+            self.exp_offset.next = 259.into();
+            if self.prec.val() == 0 {
+                // int8 (PREC_INT8): multiply magnitudes (|−128| = 128 fits), sign afterwards.
+                self.a_neg.next = self.a.val().get_bit(7);
+                self.b_neg.next = self.b.val().get_bit(7);
+                self.a_sig.next = bit_cast::<11, 8>(self.a.val().get_bits::<8>(0));
+                self.b_sig.next = bit_cast::<11, 8>(self.b.val().get_bits::<8>(0));
+                if self.a.val().get_bit(7) {
+                    self.a_sig.next =
+                        (0x100 - bit_cast::<11, 8>(self.a.val().get_bits::<8>(0))) & 0xFF;
+                }
+                if self.b.val().get_bit(7) {
+                    self.b_sig.next =
+                        (0x100 - bit_cast::<11, 8>(self.b.val().get_bits::<8>(0))) & 0xFF;
+                }
+            }
+        }
+        self.a_e.next = self.a_raw.val();
+        if self.a_raw.val() == 0 {
+            self.a_e.next = 1.into();
+        }
+        self.b_e.next = self.b_raw.val();
+        if self.b_raw.val() == 0 {
+            self.b_e.next = 1.into();
+        }
+        self.e_sum.next = self.a_e.val() + self.b_e.val() + self.exp_offset.val();
+        self.a_inf.next = self.a_ones.val() & self.a_fz.val();
+        self.b_inf.next = self.b_ones.val() & self.b_fz.val();
+        self.a_nan.next = self.a_ones.val() & !self.a_fz.val();
+        self.b_nan.next = self.b_ones.val() & !self.b_fz.val();
+        self.p_nan.next = self.a_nan.val()
+            | self.b_nan.val()
+            | (self.a_inf.val() & self.b_zero.val())
+            | (self.a_zero.val() & self.b_inf.val());
+
+        // Leading zeros of the 11-bit significands (non-zero only for subnormal operands; int8
+        // magnitudes are not normalised).
+        self.a_z.next = 0.into();
+        self.b_z.next = 0.into();
+        if !self.is_int.val() {
+            self.a_z.next = 11.into();
+            self.b_z.next = 11.into();
+            for i in 0..11 {
+                if self.a_sig.val().get_bit(i) {
+                    self.a_z.next = (10 - i).to_bits();
+                }
+                if self.b_sig.val().get_bit(i) {
+                    self.b_z.next = (10 - i).to_bits();
+                }
+            }
+        }
+
+        self.o.next = bit_cast::<46, 11>(self.a_sig.val())
+            | (bit_cast::<46, 4>(self.a_z.val()) << 11)
+            | (bit_cast::<46, 11>(self.b_sig.val()) << 15)
+            | (bit_cast::<46, 4>(self.b_z.val()) << 26)
+            | (bit_cast::<46, 11>(self.e_sum.val()) << 30);
+        self.o.next = self
+            .o
+            .val()
+            .replace_bit(41, self.a_neg.val() ^ self.b_neg.val());
+        self.o.next = self
+            .o
+            .val()
+            .replace_bit(42, self.a_zero.val() | self.b_zero.val());
+        self.o.next = self
+            .o
+            .val()
+            .replace_bit(43, self.a_inf.val() | self.b_inf.val());
+        self.o.next = self.o.val().replace_bit(44, self.p_nan.val());
+        self.o.next = self.o.val().replace_bit(45, self.is_int.val());
+    }
+}
+
+/// M1: shifts both significands so that their leading one is at bit 10 and takes the shifts off
+/// the exponent (int8 magnitudes pass unchanged).
+#[derive(LogicBlock, Default)]
+pub struct MulAlign {
+    /// The M0 → M1 bundle.
+    pub i: Signal<In, Bits<46>>,
+    /// The M1 → M2 bundle.
+    pub o: Signal<Out, Bits<38>>,
+    a_sig: Signal<Local, Bits<11>>,
+    b_sig: Signal<Local, Bits<11>>,
+    e: Signal<Local, Bits<11>>,
+}
+
+impl Logic for MulAlign {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.a_sig.next = self.i.val().get_bits::<11>(0) << self.i.val().get_bits::<4>(11);
+        self.b_sig.next = self.i.val().get_bits::<11>(15) << self.i.val().get_bits::<4>(26);
+        self.e.next = self.i.val().get_bits::<11>(30)
+            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(11))
+            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(26));
+        self.o.next = bit_cast::<38, 11>(self.a_sig.val())
+            | (bit_cast::<38, 11>(self.b_sig.val()) << 11)
+            | (bit_cast::<38, 11>(self.e.val()) << 22)
+            | (bit_cast::<38, 5>(self.i.val().get_bits::<5>(41)) << 33);
+    }
+}
+
+/// M2: the one multiplier (an 11×11 product on rust-hdl's 16×16 multiplier: one DSP block).
+#[derive(LogicBlock, Default)]
+pub struct MulProd {
+    /// The M1 → M2 bundle.
+    pub i: Signal<In, Bits<38>>,
+    /// The M2 → M3 bundle.
+    pub o: Signal<Out, Bits<38>>,
+    mul_a: Signal<Local, Bits<16>>,
+    mul_b: Signal<Local, Bits<16>>,
+    prod: Signal<Local, Bits<32>>,
+}
+
+impl Logic for MulProd {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.mul_a.next = bit_cast::<16, 11>(self.i.val().get_bits::<11>(0));
+        self.mul_b.next = bit_cast::<16, 11>(self.i.val().get_bits::<11>(11));
+        self.prod.next = self.mul_a.val() * self.mul_b.val();
+        self.o.next = bit_cast::<38, 22>(self.prod.val().get_bits::<22>(0))
+            | (bit_cast::<38, 16>(self.i.val().get_bits::<16>(22)) << 22);
+    }
+}
+
+/// M3: the product of two normalised significands lies in [2^20, 2^22): shift it left once if
+/// bit 21 is clear; int8 products become a signed 32-bit value.
+#[derive(LogicBlock, Default)]
+pub struct MulNorm {
+    /// The M2 → M3 bundle.
+    pub i: Signal<In, Bits<38>>,
+    /// The product bundle for the fused adder.
+    pub o: Signal<Out, Bits<70>>,
+    prod: Signal<Local, Bits<22>>,
+    p_sig: Signal<Local, Bits<22>>,
+    p_exp: Signal<Local, Bits<11>>,
+    p_int: Signal<Local, Bits<32>>,
+}
+
+impl Logic for MulNorm {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.prod.next = self.i.val().get_bits::<22>(0);
+        self.p_sig.next = self.prod.val();
+        self.p_exp.next = self.i.val().get_bits::<11>(22);
+        if !self.prod.val().get_bit(21) {
+            self.p_sig.next = self.prod.val() << 1;
+            self.p_exp.next = self.i.val().get_bits::<11>(22) - 1;
+        }
+        self.p_int.next = bit_cast::<32, 22>(self.prod.val());
+        if self.i.val().get_bit(33) {
+            self.p_int.next = 0 - bit_cast::<32, 22>(self.prod.val());
+        }
+        self.o.next = bit_cast::<70, 22>(self.p_sig.val())
+            | (bit_cast::<70, 11>(self.p_exp.val()) << 22)
+            | (bit_cast::<70, 5>(self.i.val().get_bits::<5>(33)) << 33)
+            | (bit_cast::<70, 32>(self.p_int.val()) << 38);
+    }
+}
