@@ -59,7 +59,8 @@ pub struct ArrayCore<const KAW: usize> {
     /// The slot's step is the first of a tile: its accumulator starts from the chain and the
     /// previous tile's result enters the chain (also without `step`, to flush the results).
     pub step_first: Signal<In, Bit>,
-    /// Marks the last slot's first step of a round: `done` rises when it reached every PE.
+    /// Marks the last slot's step of the flush round: `done` rises when it reached every PE.
+    /// Only that round may be marked, or `done` would not say which round arrived.
     pub step_mark: Signal<In, Bit>,
     /// k index of the step in the B buffers.
     pub step_addr: Signal<In, Bits<KAW>>,
@@ -547,7 +548,7 @@ mod tests {
             for s in 0..l {
                 core.step.next = kk < k;
                 core.step_first.next = kk == 0 || kk == k;
-                core.step_mark.next = (kk == 0 || kk == k) && s + 1 == l;
+                core.step_mark.next = kk == k && s + 1 == l;
                 core.step_addr.next = (kk.min(kcap - 1) as u64).into();
                 core.step_addr_a.next = ((s * kcap + kk.min(kcap - 1)) as u64).into();
                 tick(core, clk);

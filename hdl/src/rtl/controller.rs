@@ -13,8 +13,9 @@
 //!    leave the chains); the accumulators stay in the PEs between chunks, so k stays
 //!    ascending across chunks;
 //! 3. **flush**: one round of `first` steps without products swaps the results into the chains;
-//! 4. **drain**: once the round reached the last PE, `rv` chain shifts bring out tile rows
-//!    0, 1, … at the bottom, each converted and written to D.
+//! 4. **drain**: once the flush round reached the last PE (its last step is the only marked
+//!    step, so `core_done` cannot come from the k = 0 round), `rv` chain shifts bring out tile
+//!    rows 0, 1, … at the bottom, each converted and written to D.
 //!
 //! Rounds start only when the free-running phase counter `ph` (cycle mod L) is 0, so every
 //! pause between rounds is a whole number of rounds and each accumulation keeps its slot.
@@ -162,7 +163,7 @@ pub struct Controller {
     pub step: Signal<Out, Bit>,
     /// First k step.
     pub step_first: Signal<Out, Bit>,
-    /// Marks the last slot's first step of a round.
+    /// Marks the last slot's step of the flush round (the array's `done` answers it).
     pub step_mark: Signal<Out, Bit>,
     /// B buffer index of the step (k).
     pub step_addr: Signal<Out, Bits<16>>,
@@ -870,9 +871,9 @@ impl Logic for Controller {
                 // One round: slot sl's step of k index kk.
                 if self.go.val() {
                     self.step.next = true;
+                    // The k = 0 round swaps too, but is not marked: only the flush round
+                    // may raise `core_done` (see WaitCapture).
                     self.step_first.next = self.first_k.val();
-                    self.step_mark.next =
-                        self.first_k.val() & (self.sl.q.val() == self.ilv_last.val());
                     self.sl.d.next = self.sl.q.val() + 1;
                     if self.sl.q.val() == self.ilv_last.val() {
                         self.sl.d.next = 0.into();
@@ -904,6 +905,11 @@ impl Logic for Controller {
                 }
             }
             State::WaitCapture => {
+                // `core_done` is the flush round's mark reaching the last PE: no other round is
+                // marked. (When the k = 0 round was marked too, its pulse, R + C + 5 cycles
+                // after its issue, arrived in this state whenever R + C + 4 ≥ (K + 1)·L, e.g.
+                // K = 1 on 8×8 with L = 8, and the drain read the chains before the flush
+                // round's swaps.)
                 if self.core_done.val() {
                     self.t.d.next = 0.into();
                     self.ptr.d.next = self.d_tile.q.val();

@@ -22,9 +22,10 @@
 //! round) into the first entry, rotating the chain: after the L first steps of a round the chain
 //! holds the L results of the previous tiles, in place of the L start values of the new ones.
 //! Between rounds the controller shifts the chains down the columns (`sh_shift`, R·L shifts):
-//! results leave at the bottom, start values for the next tiles enter at the top. A step marked
-//! `l` (the last slot of a first round) raises `captured` one cycle after its swap. The
-//! controller never shifts a chain while a PE of its column can swap.
+//! results leave at the bottom, start values for the next tiles enter at the top. A first step
+//! marked `l` raises `captured` one cycle after its swap; the controller marks only the last
+//! step of the flush round, so the bottom-right PE's `captured` says that the results of every
+//! PE are in its chain. The controller never shifts a chain while a PE of its column can swap.
 
 use rust_hdl::prelude::*;
 
@@ -59,7 +60,8 @@ pub mod ctl {
     pub const VALID: usize = 0;
     /// The step starts a tile: the accumulator starts from the chain (swap).
     pub const FIRST: usize = 1;
-    /// Marks the last slot's first step of a round (raises `captured` after its swap).
+    /// Marks a first step whose swap raises `captured` (the controller marks only the last
+    /// slot's step of the flush round, whose arrival it waits for).
     pub const MARK: usize = 2;
     /// Precision code, 2 bits (`super::mul::PREC_*`).
     pub const PREC: usize = 3;
@@ -393,7 +395,7 @@ mod tests {
                 let (a, b) = slot.get(kk).copied().unwrap_or((0, 0));
                 pe.a_in.next = u64::from(a).into();
                 pe.b_in.next = u64::from(b).into();
-                pe.ctl_in.next = ctl(prec, kk < k, kk == 0 || kk == k, s + 1 == l);
+                pe.ctl_in.next = ctl(prec, kk < k, kk == 0 || kk == k, kk == k && s + 1 == l);
                 tick(pe, clk);
             }
             pe.ctl_in.next = ctl(prec, false, false, false);

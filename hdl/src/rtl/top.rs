@@ -532,6 +532,37 @@ mod tests {
         assert!(h.read(regmap::PERF_BUSY) > 0);
     }
 
+    /// GEMMs with one or two k steps, for every interleave factor. Their k = 0 round of first
+    /// steps comes shortly before the flush round; when it was marked like the flush round, its
+    /// `done` pulse (R + C + 5 cycles after issue) reached the controller while it waited for
+    /// the flush round's, and the drain read the chains before the results were swapped in
+    /// (here with L = 2 for K = 2; in the simulator with L = 8 for K = 1 on 8×8).
+    #[test]
+    fn short_k_gemms_drain_after_the_flush_round() {
+        for l in crate::rtl::pe::INTERLEAVES {
+            let cfg = HdlConfig {
+                interleave: l,
+                ..config()
+            };
+            // Names the interleave factor in the output of a failure.
+            println!("interleave {l}");
+            let mut h = Harness::new(&cfg);
+            let tile_rows = cfg.rows * l;
+            let mut specs = vec![
+                GemmSpec::new(Precision::Bf16, 1, 1, 1),
+                // Edge tiles both ways, tiles back to back.
+                GemmSpec::new(Precision::Bf16, tile_rows + 1, cfg.cols + 1, 1),
+                GemmSpec::new(Precision::Fp16, 2, cfg.cols, 2),
+            ];
+            let mut s = GemmSpec::new(Precision::Int8, 3, 2, 1);
+            s.accumulate = true;
+            specs.push(s);
+            for (n, spec) in specs.into_iter().enumerate() {
+                gemm_case(&mut h, spec, 100 + n as u64);
+            }
+        }
+    }
+
     #[test]
     fn malformed_descriptors_raise_errors_and_never_hang() {
         let mut h = Harness::new(&config());
