@@ -31,7 +31,8 @@
 //!             // Run g.spec on the device with g.a, g.b, g.c; here: pretend it is perfect.
 //!             results.push(g.index, g.expected)?;
 //!         }
-//!         _ => unimplemented!("kinds this device does not run"),
+//!         // Kinds this device does not run get no result, and the check reports them missing.
+//!         _ => continue,
 //!     }
 //! }
 //! let results = results.finish();
