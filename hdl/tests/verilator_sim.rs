@@ -236,18 +236,26 @@ fn verilated_design_matches_golden() {
 
 /// Array utilization of the Verilated design: useful MACs / (R·C × busy cycles) from the
 /// performance counters, for bf16 GEMMs with f32 output, each checked bit for bit against the
-/// golden model. With `POCFORGE_FULL=1`: 8×8 at M = N = K = 64 and 128 (docs/benchmarks.md);
-/// otherwise a 2×2 at 16. `HDL_EMIT=/path/to/hdl` emits with another build of the generator
-/// (the "before" numbers: a build without `--interleave` is given none).
+/// golden model. With `POCFORGE_FULL=1`: 8×8 (buffer halves of 256 k steps) at M = N = K =
+/// 32, 64, 128 and 256 (docs/benchmarks.md); otherwise a 2×2 at 16 and 32. `HDL_EMIT=/path/to/hdl`
+/// emits with another build of the generator (the "before" numbers: a build without
+/// `--interleave` is given none, and `HDL_KDEPTH` sets `--kdepth` for builds that cap it lower).
 #[test]
 fn utilization_on_square_gemms() {
     let full = std::env::var_os("POCFORGE_FULL").is_some();
-    let (rows, sizes): (usize, &[usize]) = if full { (8, &[64, 128]) } else { (2, &[16]) };
+    let (rows, sizes): (usize, &[usize]) = if full {
+        (8, &[32, 64, 128, 256])
+    } else {
+        (2, &[16, 32])
+    };
     let own = env!("CARGO_BIN_EXE_hdl").to_owned();
     let emitter = std::env::var("HDL_EMIT").unwrap_or_else(|_| own.clone());
+    let kdepth =
+        std::env::var("HDL_KDEPTH").unwrap_or_else(|_| if full { "256" } else { "16" }.to_owned());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vsim-util-{rows}x{rows}"));
     let r = rows.to_string();
     let mut args = vec!["--rows", &r, "--cols", &r, "--precisions", "int8,bf16"];
+    args.extend(["--kdepth", &kdepth]);
     if emitter == own {
         args.extend(["--interleave", "8"]);
     }

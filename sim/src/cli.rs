@@ -36,8 +36,9 @@ pub struct Cli {
     /// Precisions built into the design (comma list of int8, bf16, fp16).
     #[arg(long, value_delimiter = ',', default_value = "int8,bf16,fp16")]
     precisions: Vec<String>,
-    /// Operand buffer depth in k steps (16, 32, 64, 128 or 256).
-    #[arg(long, default_value_t = 64)]
+    /// k steps per operand buffer half (16, 32, …, 1024): GEMMs with K up to this keep their A
+    /// panel on chip across column tiles.
+    #[arg(long, default_value_t = 256)]
     kdepth: usize,
     /// Command queue slots (1..=255).
     #[arg(long, default_value_t = 4)]

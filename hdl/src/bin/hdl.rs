@@ -71,8 +71,9 @@ struct ConfigArgs {
     /// Precisions to accept, comma separated (int8, bf16, fp16).
     #[arg(long, value_delimiter = ',', default_value = "int8,bf16,fp16")]
     precisions: Vec<String>,
-    /// Operand buffer depth in k steps (power of two, 16..=256).
-    #[arg(long, default_value_t = 64)]
+    /// k steps per operand buffer half (power of two, 16..=1024); GEMMs with K up to this keep
+    /// their A panel on chip across column tiles.
+    #[arg(long, default_value_t = 256)]
     kdepth: usize,
     /// Command queue slots.
     #[arg(long, default_value_t = 4)]

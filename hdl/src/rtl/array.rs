@@ -11,12 +11,23 @@
 //! ```
 //!
 //! Each PE interleaves L accumulations ([`super::pe`]): a tile is `R·L` rows by `C` columns,
-//! PE row `i` slot `s` computing tile row `(R−1−i)·L + s`. A bank `i` holds the L A rows of PE
-//! row `i`, slot `s` at addresses `s·(2^KAW / L) + k`; the controller sends the slot's address
-//! on `step_addr_a` and the k index on `step_addr` (B). The chains of a column, `R·L` entries
-//! long, take start values from the staging row at the top and give results at the bottom in
-//! the same order: shift `n` moves out the result of tile row `n` and (after `R·L` shifts) has
-//! moved in the start value written to the staging row before shift `n`.
+//! PE row `i` slot `s` computing tile row `(R−1−i)·L + s`.
+//!
+//! The operand buffers are double-buffered (the top address bit is the half) and written a
+//! beat at a time, so that loading the next chunk overlaps computing this one at the bus rate:
+//!
+//! - A bank `i` is 128 bits wide and holds the L A rows of PE row `i` as the bytes of memory:
+//!   slot `s`'s row of a chunk starts at word `half·2^(AW−1) + s·2^(AW−4)` (room for `2^(AW−1)`
+//!   k steps of two bytes), one 16-byte beat per word. A step reads word `step_addr_a` and
+//!   picks the element at byte `step_lane` (int8 in the low byte, high byte zero).
+//! - B bank `j` is 16 bits wide, one element per k step at `half·2^(AW−1) + k`. A B row of the
+//!   tile arrives as beats: word `b_wword` of the row writes every bank whose element it holds
+//!   (bank `j` holds byte `j·eb` of the row), all at address `b_waddr`, in one cycle.
+//!
+//! The chains of a column, `R·L` entries long, take start values from the staging row at the
+//! top and give results at the bottom in the same order: shift `n` moves out the result of
+//! tile row `n` and (after `R·L` shifts) has moved in the start value written to the staging
+//! row before shift `n`.
 //!
 //! The size is a run-time parameter (`rows`, `cols`), not a const generic: rust-hdl's `#[hdl_gen]`
 //! cannot index two-dimensional block arrays, so this block's wiring is written once as a list of
@@ -29,31 +40,31 @@ use rust_hdl::prelude::*;
 use super::pe::Pe;
 
 /// The array, its A/B operand buffers and the edge logic, for `rows × cols` PEs and operand
-/// buffers of `2^KAW` k steps.
+/// buffers of `2^AW` words (two halves of `2^(AW−1)` k steps).
 #[derive(LogicBlock)]
-pub struct ArrayCore<const KAW: usize> {
+pub struct ArrayCore<const AW: usize> {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// Synchronous reset.
     pub reset: Signal<In, Bit>,
     /// Precision code of the running GEMM.
     pub prec: Signal<In, Bits<2>>,
-    /// Write one A element (into bank `a_wsel`, the tile row, at k index `a_waddr`).
+    /// Write one 16-byte word of A (into bank `a_wsel` at word `a_waddr`).
     pub a_we: Signal<In, Bit>,
-    /// A bank (tile row) to write.
+    /// A bank (PE row) to write.
     pub a_wsel: Signal<In, Bits<8>>,
-    /// k index to write.
-    pub a_waddr: Signal<In, Bits<KAW>>,
-    /// The element (int8 in the low byte, or bf16/fp16 bits).
-    pub a_wdata: Signal<In, Bits<16>>,
-    /// Write one B element (into bank `b_wsel`, the tile column, at k index `b_waddr`).
+    /// Word address to write (half, slot, word of the row).
+    pub a_waddr: Signal<In, Bits<AW>>,
+    /// The word: 16 bytes of an A row, lowest address in the low byte.
+    pub a_wdata: Signal<In, Bits<128>>,
+    /// Write word `b_wword` of a B row into every bank whose element it holds.
     pub b_we: Signal<In, Bit>,
-    /// B bank (tile column) to write.
-    pub b_wsel: Signal<In, Bits<8>>,
-    /// k index to write.
-    pub b_waddr: Signal<In, Bits<KAW>>,
-    /// The element.
-    pub b_wdata: Signal<In, Bits<16>>,
+    /// Which 16-byte word of the tile's B row this is (bank `j` takes word `j·eb / 16`).
+    pub b_wword: Signal<In, Bits<8>>,
+    /// k address to write (half, k).
+    pub b_waddr: Signal<In, Bits<AW>>,
+    /// The word: 16 bytes of a B row, lowest address in the low byte.
+    pub b_wdata: Signal<In, Bits<128>>,
     /// Issue one k step of one slot (read every bank and feed the array).
     pub step: Signal<In, Bit>,
     /// The slot's step is the first of a tile: its accumulator starts from the chain and the
@@ -62,10 +73,12 @@ pub struct ArrayCore<const KAW: usize> {
     /// Marks the last slot's step of the flush round: `done` rises when it reached every PE.
     /// Only that round may be marked, or `done` would not say which round arrived.
     pub step_mark: Signal<In, Bit>,
-    /// k index of the step in the B buffers.
-    pub step_addr: Signal<In, Bits<KAW>>,
-    /// Address of the step in the A buffers (slot · 2^KAW / L + k).
-    pub step_addr_a: Signal<In, Bits<KAW>>,
+    /// Address of the step in the B buffers (half, k).
+    pub step_addr: Signal<In, Bits<AW>>,
+    /// Word address of the step in the A buffers (half, slot, word holding k).
+    pub step_addr_a: Signal<In, Bits<AW>>,
+    /// Byte of that word where the step's A element starts.
+    pub step_lane: Signal<In, Bits<4>>,
     /// Write one init value into the staging row (column `ci_wsel`).
     pub ci_we: Signal<In, Bit>,
     /// Staging column to write.
@@ -82,9 +95,11 @@ pub struct ArrayCore<const KAW: usize> {
     /// The last PE (R−1, C−1) swapped a marked step one cycle ago: the round reached every PE.
     pub done: Signal<Out, Bit>,
     pes: Vec<Pe>,
-    a_banks: Vec<RAM<Bits<16>, KAW>>,
-    b_banks: Vec<RAM<Bits<16>, KAW>>,
+    a_banks: Vec<RAM<Bits<128>, AW>>,
+    b_banks: Vec<RAM<Bits<16>, AW>>,
+    a_pick: Vec<LaneSelect>,
     step_vfl: DFF<Bits<5>>,
+    lane_q: DFF<Bits<4>>,
     a_skew: Vec<DFF<Bits<16>>>,
     vfl_skew: Vec<DFF<Bits<5>>>,
     b_skew: Vec<DFF<Bits<16>>>,
@@ -104,7 +119,7 @@ enum Sig {
     ColB(usize),
 }
 
-impl<const KAW: usize> ArrayCore<KAW> {
+impl<const AW: usize> ArrayCore<AW> {
     /// An array of `rows × cols` PEs (each 1..=255) interleaving `interleave` accumulations.
     pub fn new(rows: usize, cols: usize, interleave: usize) -> Self {
         assert!(
@@ -121,7 +136,7 @@ impl<const KAW: usize> ArrayCore<KAW> {
             a_waddr: Default::default(),
             a_wdata: Default::default(),
             b_we: Default::default(),
-            b_wsel: Default::default(),
+            b_wword: Default::default(),
             b_waddr: Default::default(),
             b_wdata: Default::default(),
             step: Default::default(),
@@ -129,6 +144,7 @@ impl<const KAW: usize> ArrayCore<KAW> {
             step_mark: Default::default(),
             step_addr: Default::default(),
             step_addr_a: Default::default(),
+            step_lane: Default::default(),
             ci_we: Default::default(),
             ci_wsel: Default::default(),
             ci_wdata: Default::default(),
@@ -139,7 +155,9 @@ impl<const KAW: usize> ArrayCore<KAW> {
             pes: (0..rows * cols).map(|_| Pe::new(interleave)).collect(),
             a_banks: (0..rows).map(|_| RAM::default()).collect(),
             b_banks: (0..cols).map(|_| RAM::default()).collect(),
+            a_pick: (0..rows).map(|_| LaneSelect::default()).collect(),
             step_vfl: Default::default(),
+            lane_q: Default::default(),
             a_skew: (0..tri(rows)).map(|_| DFF::default()).collect(),
             vfl_skew: (0..tri(rows)).map(|_| DFF::default()).collect(),
             b_skew: (0..tri(cols)).map(|_| DFF::default()).collect(),
@@ -158,7 +176,7 @@ impl<const KAW: usize> ArrayCore<KAW> {
     /// The Verilog name of an edge signal.
     fn name(&self, s: Sig) -> String {
         match s {
-            Sig::RowA(0) => "a_banks$0$read_data".into(),
+            Sig::RowA(0) => "a_pick$0$elem".into(),
             Sig::RowA(i) => format!("a_skew${}$q", Self::skew_index(i, i - 1)),
             Sig::RowVfl(0) => "step_vfl$q".into(),
             Sig::RowVfl(i) => format!("vfl_skew${}$q", Self::skew_index(i, i - 1)),
@@ -169,7 +187,7 @@ impl<const KAW: usize> ArrayCore<KAW> {
 
     fn value_a(&self, s: Sig) -> Bits<16> {
         match s {
-            Sig::RowA(0) => self.a_banks[0].read_data.val(),
+            Sig::RowA(0) => self.a_pick[0].elem.val(),
             Sig::RowA(i) => self.a_skew[Self::skew_index(i, i - 1)].q.val(),
             Sig::ColB(0) => self.b_banks[0].read_data.val(),
             Sig::ColB(j) => self.b_skew[Self::skew_index(j, j - 1)].q.val(),
@@ -263,11 +281,13 @@ impl<const KAW: usize> ArrayCore<KAW> {
     }
 }
 
-impl<const KAW: usize> Logic for ArrayCore<KAW> {
+impl<const AW: usize> Logic for ArrayCore<AW> {
     fn update(&mut self) {
         let (r, c) = (self._rows, self._cols);
         let clock = self.clock.val();
-        // mirror: buffers (written one element at a time, all read at step_addr).
+        // mirror: A buffers (a word at a time, all read at step_addr_a, the element picked at
+        // the registered lane).
+        let int8_step = self.step_vfl.q.val().get_bits::<2>(3) == 0;
         for (i, bank) in self.a_banks.iter_mut().enumerate() {
             bank.read_clock.next = clock;
             bank.write_clock.next = clock;
@@ -275,14 +295,30 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
             bank.write_address.next = self.a_waddr.val();
             bank.write_data.next = self.a_wdata.val();
             bank.write_enable.next = self.a_we.val() && self.a_wsel.val().index() == i;
+            let pick = &mut self.a_pick[i];
+            pick.word.next = bank.read_data.val();
+            pick.lane.next = self.lane_q.q.val();
+            pick.int8.next = int8_step;
         }
+        self.lane_q.clock.next = clock;
+        self.lane_q.d.next = self.step_lane.val();
+        // mirror: B buffers (bank j takes its element of B row word b_wword).
+        let int8_load = self.prec.val() == 0;
         for (j, bank) in self.b_banks.iter_mut().enumerate() {
             bank.read_clock.next = clock;
             bank.write_clock.next = clock;
             bank.read_address.next = self.step_addr.val();
             bank.write_address.next = self.b_waddr.val();
-            bank.write_data.next = self.b_wdata.val();
-            bank.write_enable.next = self.b_we.val() && self.b_wsel.val().index() == j;
+            let (word, data) = if int8_load {
+                (
+                    j >> 4,
+                    bit_cast::<16, 8>(self.b_wdata.val().get_bits::<8>(8 * (j & 15))),
+                )
+            } else {
+                (j >> 3, self.b_wdata.val().get_bits::<16>(16 * (j & 7)))
+            };
+            bank.write_data.next = data;
+            bank.write_enable.next = self.b_we.val() && self.b_wword.val().index() == word;
         }
         // mirror: the step control follows the RAM read latency (one cycle).
         self.step_vfl.clock.next = clock;
@@ -296,7 +332,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
             for t in 0..i {
                 let n = Self::skew_index(i, t);
                 let (a_src, vfl_src) = if t == 0 {
-                    (self.a_banks[i].read_data.val(), self.step_vfl.q.val())
+                    (self.a_pick[i].elem.val(), self.step_vfl.q.val())
                 } else {
                     let p = Self::skew_index(i, t - 1);
                     (self.a_skew[p].q.val(), self.vfl_skew[p].q.val())
@@ -347,7 +383,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
     fn connect(&mut self) {
         self.out_data.connect();
         self.done.connect();
-        for bank in self.a_banks.iter_mut().chain(self.b_banks.iter_mut()) {
+        for bank in self.a_banks.iter_mut() {
             bank.read_clock.connect();
             bank.write_clock.connect();
             bank.read_address.connect();
@@ -355,6 +391,21 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
             bank.write_data.connect();
             bank.write_enable.connect();
         }
+        for bank in self.b_banks.iter_mut() {
+            bank.read_clock.connect();
+            bank.write_clock.connect();
+            bank.read_address.connect();
+            bank.write_address.connect();
+            bank.write_data.connect();
+            bank.write_enable.connect();
+        }
+        for pick in self.a_pick.iter_mut() {
+            pick.word.connect();
+            pick.lane.connect();
+            pick.int8.connect();
+        }
+        self.lane_q.clock.connect();
+        self.lane_q.d.connect();
         for d in self.a_skew.iter_mut().chain(self.b_skew.iter_mut()) {
             d.clock.connect();
             d.d.connect();
@@ -389,37 +440,43 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
         let mut put = |dst: &str, src: &str| {
             let _ = writeln!(s, "    {dst} = {src};");
         };
-        for (kind, n, we, sel, addr, data, raddr) in [
-            (
-                "a_banks",
-                r,
-                "a_we",
-                "a_wsel",
-                "a_waddr",
-                "a_wdata",
-                "step_addr_a",
-            ),
-            (
-                "b_banks",
-                c,
-                "b_we",
-                "b_wsel",
-                "b_waddr",
-                "b_wdata",
-                "step_addr",
-            ),
-        ] {
-            for i in 0..n {
-                put(&format!("{kind}${i}$read_clock"), "clock");
-                put(&format!("{kind}${i}$write_clock"), "clock");
-                put(&format!("{kind}${i}$read_address"), raddr);
-                put(&format!("{kind}${i}$write_address"), addr);
-                put(&format!("{kind}${i}$write_data"), data);
-                put(
-                    &format!("{kind}${i}$write_enable"),
-                    &format!("{we} & ({sel} == 8'd{i})"),
-                );
-            }
+        for i in 0..r {
+            put(&format!("a_banks${i}$read_clock"), "clock");
+            put(&format!("a_banks${i}$write_clock"), "clock");
+            put(&format!("a_banks${i}$read_address"), "step_addr_a");
+            put(&format!("a_banks${i}$write_address"), "a_waddr");
+            put(&format!("a_banks${i}$write_data"), "a_wdata");
+            put(
+                &format!("a_banks${i}$write_enable"),
+                &format!("a_we & (a_wsel == 8'd{i})"),
+            );
+            put(
+                &format!("a_pick${i}$word"),
+                &format!("a_banks${i}$read_data"),
+            );
+            put(&format!("a_pick${i}$lane"), "lane_q$q");
+            put(&format!("a_pick${i}$int8"), "(step_vfl$q[4:3] == 2'd0)");
+        }
+        put("lane_q$clock", "clock");
+        put("lane_q$d", "step_lane");
+        for j in 0..c {
+            let (w8, l8, w16, l16) = (j >> 4, 8 * (j & 15), j >> 3, 16 * (j & 7));
+            put(&format!("b_banks${j}$read_clock"), "clock");
+            put(&format!("b_banks${j}$write_clock"), "clock");
+            put(&format!("b_banks${j}$read_address"), "step_addr");
+            put(&format!("b_banks${j}$write_address"), "b_waddr");
+            put(
+                &format!("b_banks${j}$write_data"),
+                &format!(
+                    "(prec == 2'd0) ? {{8'h00, b_wdata[{}:{l8}]}} : b_wdata[{}:{l16}]",
+                    l8 + 7,
+                    l16 + 15
+                ),
+            );
+            put(
+                &format!("b_banks${j}$write_enable"),
+                &format!("b_we & ((prec == 2'd0) ? (b_wword == 8'd{w8}) : (b_wword == 8'd{w16}))"),
+            );
         }
         put("step_vfl$clock", "clock");
         put(
@@ -430,7 +487,7 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
             for t in 0..i {
                 let n = Self::skew_index(i, t);
                 let (a_src, vfl_src) = if t == 0 {
-                    (format!("a_banks${i}$read_data"), "step_vfl$q".to_string())
+                    (format!("a_pick${i}$elem"), "step_vfl$q".to_string())
                 } else {
                     let p = Self::skew_index(i, t - 1);
                     (format!("a_skew${p}$q"), format!("vfl_skew${p}$q"))
@@ -480,6 +537,35 @@ impl<const KAW: usize> Logic for ArrayCore<KAW> {
     }
 }
 
+/// Picks the A element of a step out of the 16-byte word its bank read: the bytes at `lane`
+/// (two for bf16/fp16, one for int8, zero-extended), so that A rows can be written a beat at a
+/// time and still be read one element per step.
+#[derive(LogicBlock, Default)]
+pub struct LaneSelect {
+    /// The word the bank read.
+    pub word: Signal<In, Bits<128>>,
+    /// Byte offset of the element in the word.
+    pub lane: Signal<In, Bits<4>>,
+    /// The element is one byte (int8).
+    pub int8: Signal<In, Bit>,
+    /// The element.
+    pub elem: Signal<Out, Bits<16>>,
+    shift: Signal<Local, Bits<8>>,
+    shifted: Signal<Local, Bits<128>>,
+}
+
+impl Logic for LaneSelect {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.shift.next = bit_cast::<8, 4>(self.lane.val()) << 3;
+        self.shifted.next = self.word.val() >> self.shift.val();
+        self.elem.next = self.shifted.val().get_bits::<16>(0);
+        if self.int8.val() {
+            self.elem.next = bit_cast::<16, 8>(self.shifted.val().get_bits::<8>(0));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,18 +574,36 @@ mod tests {
     use golden::numerics::Precision;
     use rand::{Rng, SeedableRng};
 
-    type Core = ArrayCore<4>;
+    /// Two halves of 16 k steps.
+    type Core = ArrayCore<5>;
+    const KDEPTH: usize = 16;
 
     fn clk(core: &mut Core) -> &mut Signal<In, Clock> {
         &mut core.clock
     }
 
-    /// Computes one (R·L)×C tile of `A(R·L×K)·B(K×C)` on the core (K ≤ 16/L) and returns it
-    /// row-major: tile row `t` is PE row `R−1−t/L`, slot `t mod L`.
+    /// Packs little-endian bytes into 16-byte words (the last one zero-padded).
+    fn words(bytes: &[u8]) -> Vec<Bits<128>> {
+        bytes
+            .chunks(16)
+            .map(|c| {
+                let mut w = [0u8; 16];
+                w[..c.len()].copy_from_slice(c);
+                let v = u128::from_le_bytes(w);
+                (Bits::<128>::from(v as u64)) | (Bits::<128>::from((v >> 64) as u64) << 64)
+            })
+            .collect()
+    }
+
+    /// Computes one (R·L)×C tile of `A(R·L×K)·B(K×C)` on the core (K ≤ 16) from buffer half
+    /// `half` and returns it row-major: tile row `t` is PE row `R−1−t/L`, slot `t mod L`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         core: &mut Core,
         l: usize,
         prec: u64,
+        eb: usize,
+        half: usize,
         a: &[u16],
         b: &[u16],
         init: &[u32],
@@ -507,24 +611,33 @@ mod tests {
     ) -> Vec<u32> {
         let (r, c) = (core._rows, core._cols);
         let tr = r * l;
-        let kcap = 16 / l;
+        let slot_words = KDEPTH * 2 / 16;
+        let elem_bytes = |v: &[u16]| -> Vec<u8> {
+            v.iter()
+                .flat_map(|x| x.to_le_bytes().into_iter().take(eb))
+                .collect()
+        };
         core.prec.next = prec.into();
         for t in 0..tr {
-            for kk in 0..k {
+            let (bank, slot) = (r - 1 - t / l, t % l);
+            for (w, word) in words(&elem_bytes(&a[t * k..][..k])).into_iter().enumerate() {
                 core.a_we.next = true;
-                core.a_wsel.next = ((r - 1 - t / l) as u64).into();
-                core.a_waddr.next = (((t % l) * kcap + kk) as u64).into();
-                core.a_wdata.next = u64::from(a[t * k + kk]).into();
+                core.a_wsel.next = (bank as u64).into();
+                core.a_waddr.next = ((half * KDEPTH + slot * slot_words + w) as u64).into();
+                core.a_wdata.next = word;
                 tick(core, clk);
             }
         }
         core.a_we.next = false;
         for kk in 0..k {
-            for j in 0..c {
+            for (w, word) in words(&elem_bytes(&b[kk * c..][..c]))
+                .into_iter()
+                .enumerate()
+            {
                 core.b_we.next = true;
-                core.b_wsel.next = (j as u64).into();
-                core.b_waddr.next = (kk as u64).into();
-                core.b_wdata.next = u64::from(b[kk * c + j]).into();
+                core.b_wword.next = (w as u64).into();
+                core.b_waddr.next = ((half * KDEPTH + kk) as u64).into();
+                core.b_wdata.next = word;
                 tick(core, clk);
             }
         }
@@ -546,11 +659,14 @@ mod tests {
         // the results into the chains.
         for kk in 0..=k {
             for s in 0..l {
+                let kk_read = kk.min(k - 1);
                 core.step.next = kk < k;
                 core.step_first.next = kk == 0 || kk == k;
                 core.step_mark.next = kk == k && s + 1 == l;
-                core.step_addr.next = (kk.min(kcap - 1) as u64).into();
-                core.step_addr_a.next = ((s * kcap + kk.min(kcap - 1)) as u64).into();
+                core.step_addr.next = ((half * KDEPTH + kk_read) as u64).into();
+                core.step_addr_a.next =
+                    ((half * KDEPTH + s * slot_words + kk_read * eb / 16) as u64).into();
+                core.step_lane.next = ((kk_read * eb % 16) as u64).into();
                 tick(core, clk);
             }
         }
@@ -577,7 +693,16 @@ mod tests {
         out
     }
 
-    fn check(prec: Precision, l: usize, rows: usize, cols: usize, k: usize, seed: u64) {
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        prec: Precision,
+        l: usize,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        half: usize,
+        seed: u64,
+    ) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut core = Core::new(rows, cols, l);
         let rows = rows * l;
@@ -604,7 +729,8 @@ mod tests {
                 _ => rng.random_range(-2.0f32..2.0).to_bits(),
             })
             .collect();
-        let got = run(&mut core, l, code, &a, &b, &init, k);
+        let eb = prec.operand_bytes();
+        let got = run(&mut core, l, code, eb, half, &a, &b, &init, k);
         // The golden reference on the same data.
         let bytes = |v: &[u16]| -> Vec<u8> {
             v.iter()
@@ -631,10 +757,13 @@ mod tests {
 
     #[test]
     fn array_tiles_match_golden() {
-        check(Precision::Bf16, 2, 3, 2, 5, 1);
-        check(Precision::Fp16, 4, 2, 3, 4, 2);
-        check(Precision::Int8, 1, 2, 2, 16, 3);
-        check(Precision::Bf16, 8, 1, 1, 2, 4);
-        check(Precision::Bf16, 1, 1, 1, 1, 5);
+        check(Precision::Bf16, 2, 3, 2, 5, 0, 1);
+        check(Precision::Fp16, 4, 2, 3, 4, 1, 2);
+        check(Precision::Int8, 1, 2, 2, 16, 1, 3);
+        check(Precision::Bf16, 8, 1, 1, 2, 0, 4);
+        check(Precision::Bf16, 1, 1, 1, 1, 1, 5);
+        // B rows of more than one word: 9 bf16 and 17 int8 columns; full 16-step rows.
+        check(Precision::Bf16, 2, 1, 9, 16, 1, 6);
+        check(Precision::Int8, 1, 2, 17, 16, 0, 7);
     }
 }

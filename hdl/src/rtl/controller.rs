@@ -1,28 +1,38 @@
 //! The controller: takes descriptors from the command queue, validates them, tiles the GEMM
-//! onto the array and sequences the DMA engines, the array and the drain.
+//! onto the array and runs three processes side by side so that the array computes while the
+//! operands of the next job arrive and the results of the previous tile leave:
+//!
+//! - the **loader** reads operand rows a beat at a time into the free halves of the
+//!   double-buffered A and B buffers ([`super::array`]), job by job (a job is one tile's chunk
+//!   of at most `kdepth` k steps);
+//! - the **compute** process issues one round of L slot steps per k step of each loaded job;
+//! - the **drain** moves the finished tile out of the chains and the next tile's start values
+//!   in while the array computes.
 //!
 //! Each PE interleaves L accumulations ([`super::pe`]), so a tile has `R·L` rows: tile row `t`
-//! is computed by PE row `R−1−t/L` in slot `t mod L`. For every output tile (`i0`, `j0`) of
-//! `R·L`×C (clipped at the matrix edge to `rv`×`cv`):
+//! is computed by PE row `R−1−t/L` in slot `t mod L`. Tiles go row-tile-major (`i0` outer,
+//! `j0` inner, k chunks innermost). When K fits one buffer half (*resident*), a row tile's A
+//! panel is loaded once and reused by all its column tiles, and each tile needs only its
+//! K × C block of B: that is what makes the bus keep up with the array (docs/hardware.md,
+//! "Bandwidth and utilization"). Otherwise every job loads its A and B chunk; the accumulators
+//! stay in the PEs between the chunks of a tile, so k stays ascending.
 //!
-//! 1. **init**: `R·L` chain shifts move `+0`, or the tile's rows of C (accumulate), tile row 0
-//!    first, into the PEs' chains;
-//! 2. for every chunk of at most `K_DEPTH / L` k steps: **load** the chunk of the tile's A rows
-//!    (A bank `R−1−t/L`, slot `t mod L`) and B rows (B bank `j` ← tile column `j`), then
-//!    **compute**: one round of L slot steps per k step, `first` on k = 0 (the start values
-//!    leave the chains); the accumulators stay in the PEs between chunks, so k stays
-//!    ascending across chunks;
-//! 3. **flush**: one round of `first` steps without products swaps the results into the chains;
-//! 4. **drain**: once the flush round reached the last PE (its last step is the only marked
-//!    step, so `core_done` cannot come from the k = 0 round), `rv` chain shifts bring out tile
-//!    rows 0, 1, … at the bottom, each converted and written to D.
+//! The chains hold one value per tile row and are used only by `first` steps: a tile's first
+//! round (k = 0) takes each slot's start value from its chain and pushes the previous tile's
+//! result in its place. That round is *marked*; when it has reached the last PE (`core_done`)
+//! the drain shifts the chains `R·L` times, writing the previous tile's rows to D and bringing
+//! in the next tile's start values (zeros, or its rows of C), and then allows the next marked
+//! round (`d_ready`). A flush round without products after the last job swaps the last results
+//! in; the drain writes them and the descriptor retires. A first drain pass before any round
+//! brings in tile 0's start values. With one marked round in flight at a time, `core_done`
+//! always answers the round the drain waits for.
 //!
 //! Rounds start only when the free-running phase counter `ph` (cycle mod L) is 0, so every
 //! pause between rounds is a whole number of rounds and each accumulation keeps its slot.
 //!
 //! Rows and columns outside the matrix are computed on stale buffer contents and never
 //! written. Descriptor errors (docs/registers.md, "Error codes") are found before any memory
-//! access; DMA response errors abort the descriptor after the transfer in flight. Either way
+//! access; DMA response errors abort the descriptor after the transfers in flight. Either way
 //! the descriptor retires with IRQ_STATUS.ERROR and the controller returns to idle.
 
 use rust_hdl::prelude::*;
@@ -76,30 +86,54 @@ enum State {
     VMul,
     VEnd,
     Setup,
-    TileStart,
-    InitZero,
-    InitShiftZ,
-    InitRead,
-    InitWait,
-    InitShift,
-    LoadSetup,
-    LoadA,
-    LoadAWait,
-    LoadANext,
-    LoadB,
-    LoadBWait,
-    LoadBNext,
-    Compute,
-    ChunkEnd,
-    Flush,
-    WaitCapture,
-    Drain,
-    DrainWait,
-    DrainShift,
-    NextTile,
-    AdvanceRows,
+    Run,
+    Abort,
     Finish,
     Fail,
+}
+
+/// The loader's states (`Idle` also when the last job is loaded).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+enum LoadState {
+    Idle,
+    Job,
+    BWait,
+    BIssue,
+    BData,
+    BFlush,
+    BNext,
+    AWait,
+    AIssue,
+    AData,
+    AFlush,
+    ANext,
+    Ready,
+    Advance,
+}
+
+/// The compute process's states (`Idle` also after the flush round).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+enum ComputeState {
+    Idle,
+    Job,
+    Wait,
+    Round,
+    End,
+    FlushWait,
+    Flush,
+}
+
+/// The drain's states (`Idle` also when the last tile is written).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+enum DrainState {
+    Idle,
+    Zero,
+    Row,
+    ReadStart,
+    ReadWait,
+    WriteWait,
+    Next,
+    WaitSwap,
 }
 
 /// The controller.
@@ -125,50 +159,50 @@ pub struct Controller {
     pub rows: Constant<Bits<8>>,
     /// Array columns C.
     pub cols: Constant<Bits<8>>,
-    /// Operand buffer depth in k steps.
+    /// k steps per buffer half (a chunk).
     pub kdepth: Constant<Bits<32>>,
     /// log2 of `kdepth`.
     pub kaw: Constant<Bits<5>>,
+    /// log2 of the A words per slot and half: `kaw − 3`.
+    pub slot_shift: Constant<Bits<5>>,
     /// Precisions built in (bit p = precision code p).
     pub prec_mask: Constant<Bits<16>>,
     /// L − 1 (L: accumulations interleaved per PE).
     pub ilv_last: Constant<Bits<8>>,
     /// log2 L.
     pub lgl: Constant<Bits<3>>,
-    /// k steps per chunk: `kdepth / L`.
-    pub kcap: Constant<Bits<32>>,
-    /// log2 of `kcap`.
-    pub kcaw: Constant<Bits<5>>,
     /// Tile rows: R · L.
     pub trows: Constant<Bits<16>>,
     /// Precision code for the array.
     pub prec: Signal<Out, Bits<2>>,
-    /// A buffer write.
+    /// A buffer word write.
     pub a_we: Signal<Out, Bit>,
     /// A bank.
     pub a_wsel: Signal<Out, Bits<8>>,
-    /// A k index.
+    /// A word address (half, slot, word).
     pub a_waddr: Signal<Out, Bits<16>>,
-    /// A element.
-    pub a_wdata: Signal<Out, Bits<16>>,
-    /// B buffer write.
+    /// A word (16 bytes of a row).
+    pub a_wdata: Signal<Out, Bits<128>>,
+    /// B buffer row-word write.
     pub b_we: Signal<Out, Bit>,
-    /// B bank.
-    pub b_wsel: Signal<Out, Bits<8>>,
-    /// B k index.
+    /// Which word of the B row.
+    pub b_wword: Signal<Out, Bits<8>>,
+    /// B address (half, k).
     pub b_waddr: Signal<Out, Bits<16>>,
-    /// B element.
-    pub b_wdata: Signal<Out, Bits<16>>,
+    /// B word (16 bytes of a row).
+    pub b_wdata: Signal<Out, Bits<128>>,
     /// Issue a k step.
     pub step: Signal<Out, Bit>,
-    /// First k step.
+    /// First k step of a tile (or the flush round).
     pub step_first: Signal<Out, Bit>,
-    /// Marks the last slot's step of the flush round (the array's `done` answers it).
+    /// Marks the last slot's step of a round that swaps results into the chains (the array's `done` answers it).
     pub step_mark: Signal<Out, Bit>,
-    /// B buffer index of the step (k).
+    /// B buffer address of the step (half, k).
     pub step_addr: Signal<Out, Bits<16>>,
-    /// A buffer index of the step (slot · K_DEPTH / L + k).
+    /// A buffer word address of the step (half, slot, word holding k).
     pub step_addr_a: Signal<Out, Bits<16>>,
+    /// Byte of that word where the element starts.
+    pub step_lane: Signal<Out, Bits<4>>,
     /// Init staging write.
     pub ci_we: Signal<Out, Bit>,
     /// Init staging column.
@@ -179,7 +213,7 @@ pub struct Controller {
     pub sh_shift: Signal<Out, Bit>,
     /// Bottom-row column to output.
     pub out_sel: Signal<Out, Bits<8>>,
-    /// The array captured the tile.
+    /// A marked round reached the last PE.
     pub core_done: Signal<In, Bit>,
     /// Start a DMA read.
     pub rd_start: Signal<Out, Bit>,
@@ -189,6 +223,8 @@ pub struct Controller {
     pub rd_count: Signal<Out, Bits<16>>,
     /// DMA read log2 element size.
     pub rd_esz: Signal<Out, Bits<2>>,
+    /// DMA read hands out beats (operand rows) instead of elements.
+    pub rd_raw: Signal<Out, Bit>,
     /// DMA read busy.
     pub rd_busy: Signal<In, Bit>,
     /// DMA read error.
@@ -199,6 +235,10 @@ pub struct Controller {
     pub rd_data: Signal<In, Bits<32>>,
     /// DMA read element index.
     pub rd_index: Signal<In, Bits<16>>,
+    /// DMA read beat valid (raw mode).
+    pub rd_beat_valid: Signal<In, Bit>,
+    /// DMA read beat (raw mode).
+    pub rd_beat_data: Signal<In, Bits<128>>,
     /// Start a DMA write.
     pub wr_start: Signal<Out, Bit>,
     /// DMA write address.
@@ -250,23 +290,9 @@ pub struct Controller {
     mul_a: DFF<Bits<64>>,
     mul_b: DFF<Bits<32>>,
     mul_acc: DFF<Bits<64>>,
-    i0: DFF<Bits<32>>,
-    j0: DFF<Bits<32>>,
-    k0: DFF<Bits<32>>,
-    t: DFF<Bits<16>>,
-    kk: DFF<Bits<16>>,
-    sl: DFF<Bits<8>>,
     ph: DFF<Bits<8>>,
-    rv: DFF<Bits<16>>,
-    cv: DFF<Bits<8>>,
-    rvcv: DFF<Bits<32>>,
-    kc: DFF<Bits<16>>,
-    ptr: DFF<Bits<32>>,
-    a_tile: DFF<Bits<32>>,
-    c_rowbase: DFF<Bits<32>>,
-    d_rowbase: DFF<Bits<32>>,
-    d_tile: DFF<Bits<32>>,
-    b_kbase: DFF<Bits<32>>,
+    abort: DFF<Bit>,
+    rd_owner: DFF<Bit>,
     n_completed: DFF<Bits<32>>,
     n_errors: DFF<Bits<32>>,
     last_error: DFF<Bits<8>>,
@@ -275,6 +301,50 @@ pub struct Controller {
     c_read: DFF<Bits<32>>,
     c_write: DFF<Bits<32>>,
     c_other: DFF<Bits<32>>,
+    ls: DFF<LoadState>,
+    li0: DFF<Bits<32>>,
+    lj0: DFF<Bits<32>>,
+    lk0: DFF<Bits<32>>,
+    l_njob: DFF<Bits<32>>,
+    l_nready: DFF<Bits<32>>,
+    l_afirst: DFF<Bits<32>>,
+    l_ahalf: DFF<Bit>,
+    l_t: DFF<Bits<16>>,
+    l_ptr: DFF<Bits<32>>,
+    l_arow0: DFF<Bits<32>>,
+    l_bk0: DFF<Bits<32>>,
+    l_rv: DFF<Bits<16>>,
+    l_cv: DFF<Bits<8>>,
+    l_kc: DFF<Bits<16>>,
+    l_anew: DFF<Bit>,
+    l_off: DFF<Bits<4>>,
+    l_bi: DFF<Bits<16>>,
+    l_prev: DFF<Bits<128>>,
+    cs: DFF<ComputeState>,
+    ci0: DFF<Bits<32>>,
+    cj0: DFF<Bits<32>>,
+    ck0: DFF<Bits<32>>,
+    c_ndone: DFF<Bits<32>>,
+    c_ahalf: DFF<Bit>,
+    c_bhalf: DFF<Bit>,
+    c_kc: DFF<Bits<16>>,
+    c_first: DFF<Bit>,
+    c_kk: DFF<Bits<16>>,
+    c_sl: DFF<Bits<8>>,
+    c_rvcv: DFF<Bits<32>>,
+    dst: DFF<DrainState>,
+    d_ready: DFF<Bit>,
+    d_nstep: DFF<Bits<2>>,
+    d_n: DFF<Bits<16>>,
+    di_i0: DFF<Bits<32>>,
+    di_j0: DFF<Bits<32>>,
+    di_base: DFF<Bits<32>>,
+    di_ptr: DFF<Bits<32>>,
+    di_end: DFF<Bit>,
+    do_i0: DFF<Bits<32>>,
+    do_j0: DFF<Bits<32>>,
+    do_base: DFF<Bits<32>>,
+    do_ptr: DFF<Bits<32>>,
     f_a: Signal<Local, Bits<32>>,
     f_b: Signal<Local, Bits<32>>,
     f_c: Signal<Local, Bits<32>>,
@@ -309,27 +379,66 @@ pub struct Controller {
     op_base: Signal<Local, Bits<64>>,
     op_rowbytes: Signal<Local, Bits<64>>,
     op_end: Signal<Local, Bits<64>>,
-    m_left: Signal<Local, Bits<32>>,
-    n_left: Signal<Local, Bits<32>>,
-    k_left: Signal<Local, Bits<32>>,
-    rv_new: Signal<Local, Bits<16>>,
-    a_bank: Signal<Local, Bits<16>>,
-    a_slot: Signal<Local, Bits<16>>,
-    first_k: Signal<Local, Bit>,
+    resident: Signal<Local, Bit>,
+    l_mleft: Signal<Local, Bits<32>>,
+    l_nleft: Signal<Local, Bits<32>>,
+    l_kleft: Signal<Local, Bits<32>>,
+    l_rv_new: Signal<Local, Bits<16>>,
+    l_cv_new: Signal<Local, Bits<8>>,
+    l_kc_new: Signal<Local, Bits<16>>,
+    l_req: Signal<Local, Bit>,
+    l_raddr: Signal<Local, Bits<32>>,
+    l_rcount: Signal<Local, Bits<16>>,
+    l_words: Signal<Local, Bits<16>>,
+    l_cur: Signal<Local, Bits<128>>,
+    l_cat: Signal<Local, Bits<256>>,
+    l_offbits: Signal<Local, Bits<9>>,
+    l_shifted: Signal<Local, Bits<256>>,
+    l_fun: Signal<Local, Bits<128>>,
+    l_wword: Signal<Local, Bits<16>>,
+    l_wdata: Signal<Local, Bits<128>>,
+    l_wr: Signal<Local, Bit>,
+    l_a_slot: Signal<Local, Bits<16>>,
+    l_a_bank: Signal<Local, Bits<16>>,
+    l_aoff: Signal<Local, Bits<16>>,
+    l_boff: Signal<Local, Bits<16>>,
+    c_aoff: Signal<Local, Bits<16>>,
+    c_boff: Signal<Local, Bits<16>>,
+    c_mleft: Signal<Local, Bits<32>>,
+    c_nleft: Signal<Local, Bits<32>>,
+    c_kleft: Signal<Local, Bits<32>>,
+    c_rv_new: Signal<Local, Bits<16>>,
+    c_cv_new: Signal<Local, Bits<8>>,
+    c_kc_new: Signal<Local, Bits<16>>,
+    job_ready: Signal<Local, Bit>,
+    c_swap: Signal<Local, Bit>,
     go: Signal<Local, Bit>,
-    cv_new: Signal<Local, Bits<8>>,
-    c_tile_new: Signal<Local, Bits<32>>,
+    c_kbyte: Signal<Local, Bits<16>>,
+    di_mleft: Signal<Local, Bits<32>>,
+    di_nleft: Signal<Local, Bits<32>>,
+    di_rv: Signal<Local, Bits<16>>,
+    di_cv: Signal<Local, Bits<8>>,
+    do_mleft: Signal<Local, Bits<32>>,
+    do_nleft: Signal<Local, Bits<32>>,
+    do_rv: Signal<Local, Bits<16>>,
+    do_cv: Signal<Local, Bits<8>>,
+    d_out: Signal<Local, Bit>,
+    d_need_read: Signal<Local, Bit>,
+    d_need_write: Signal<Local, Bit>,
+    d_req: Signal<Local, Bit>,
+    grant_l: Signal<Local, Bit>,
+    grant_d: Signal<Local, Bit>,
     fail_now: Signal<Local, Bit>,
     irq_done: Signal<Local, Bit>,
 }
 
 impl Controller {
     /// A controller for an `rows × cols` array of PEs interleaving `interleave` accumulations,
-    /// with operand buffers of `2^kaw` k steps and the precisions in `prec_mask` (bit p =
-    /// precision code p).
+    /// with buffer halves of `2^kaw` k steps (`kaw` ≥ 4) and the precisions in `prec_mask`
+    /// (bit p = precision code p).
     pub fn new(rows: usize, cols: usize, kaw: usize, interleave: usize, prec_mask: u32) -> Self {
         assert!(
-            interleave.is_power_of_two() && interleave <= 8 && (1usize << kaw) >= interleave,
+            interleave.is_power_of_two() && interleave <= 8 && kaw >= 4,
             "interleave {interleave} with buffer depth 2^{kaw}"
         );
         let lgl = interleave.trailing_zeros() as usize;
@@ -346,11 +455,10 @@ impl Controller {
             cols: Constant::new((cols as u64).into()),
             kdepth: Constant::new((1u64 << kaw).into()),
             kaw: Constant::new((kaw as u64).into()),
+            slot_shift: Constant::new(((kaw - 3) as u64).into()),
             prec_mask: Constant::new(u64::from(prec_mask).into()),
             ilv_last: Constant::new((interleave as u64 - 1).into()),
             lgl: Constant::new((lgl as u64).into()),
-            kcap: Constant::new((1u64 << (kaw - lgl)).into()),
-            kcaw: Constant::new(((kaw - lgl) as u64).into()),
             trows: Constant::new(((rows * interleave) as u64).into()),
             prec: Default::default(),
             a_we: Default::default(),
@@ -358,7 +466,7 @@ impl Controller {
             a_waddr: Default::default(),
             a_wdata: Default::default(),
             b_we: Default::default(),
-            b_wsel: Default::default(),
+            b_wword: Default::default(),
             b_waddr: Default::default(),
             b_wdata: Default::default(),
             step: Default::default(),
@@ -366,6 +474,7 @@ impl Controller {
             step_mark: Default::default(),
             step_addr: Default::default(),
             step_addr_a: Default::default(),
+            step_lane: Default::default(),
             ci_we: Default::default(),
             ci_wsel: Default::default(),
             ci_wdata: Default::default(),
@@ -376,11 +485,14 @@ impl Controller {
             rd_addr: Default::default(),
             rd_count: Default::default(),
             rd_esz: Default::default(),
+            rd_raw: Default::default(),
             rd_busy: Default::default(),
             rd_error: Default::default(),
             rd_valid: Default::default(),
             rd_data: Default::default(),
             rd_index: Default::default(),
+            rd_beat_valid: Default::default(),
+            rd_beat_data: Default::default(),
             wr_start: Default::default(),
             wr_addr: Default::default(),
             wr_count: Default::default(),
@@ -410,23 +522,9 @@ impl Controller {
             mul_a: Default::default(),
             mul_b: Default::default(),
             mul_acc: Default::default(),
-            i0: Default::default(),
-            j0: Default::default(),
-            k0: Default::default(),
-            t: Default::default(),
-            kk: Default::default(),
-            sl: Default::default(),
             ph: Default::default(),
-            rv: Default::default(),
-            cv: Default::default(),
-            rvcv: Default::default(),
-            kc: Default::default(),
-            ptr: Default::default(),
-            a_tile: Default::default(),
-            c_rowbase: Default::default(),
-            d_rowbase: Default::default(),
-            d_tile: Default::default(),
-            b_kbase: Default::default(),
+            abort: Default::default(),
+            rd_owner: Default::default(),
             n_completed: Default::default(),
             n_errors: Default::default(),
             last_error: Default::default(),
@@ -435,6 +533,50 @@ impl Controller {
             c_read: Default::default(),
             c_write: Default::default(),
             c_other: Default::default(),
+            ls: Default::default(),
+            li0: Default::default(),
+            lj0: Default::default(),
+            lk0: Default::default(),
+            l_njob: Default::default(),
+            l_nready: Default::default(),
+            l_afirst: Default::default(),
+            l_ahalf: Default::default(),
+            l_t: Default::default(),
+            l_ptr: Default::default(),
+            l_arow0: Default::default(),
+            l_bk0: Default::default(),
+            l_rv: Default::default(),
+            l_cv: Default::default(),
+            l_kc: Default::default(),
+            l_anew: Default::default(),
+            l_off: Default::default(),
+            l_bi: Default::default(),
+            l_prev: Default::default(),
+            cs: Default::default(),
+            ci0: Default::default(),
+            cj0: Default::default(),
+            ck0: Default::default(),
+            c_ndone: Default::default(),
+            c_ahalf: Default::default(),
+            c_bhalf: Default::default(),
+            c_kc: Default::default(),
+            c_first: Default::default(),
+            c_kk: Default::default(),
+            c_sl: Default::default(),
+            c_rvcv: Default::default(),
+            dst: Default::default(),
+            d_ready: Default::default(),
+            d_nstep: Default::default(),
+            d_n: Default::default(),
+            di_i0: Default::default(),
+            di_j0: Default::default(),
+            di_base: Default::default(),
+            di_ptr: Default::default(),
+            di_end: Default::default(),
+            do_i0: Default::default(),
+            do_j0: Default::default(),
+            do_base: Default::default(),
+            do_ptr: Default::default(),
             f_a: Default::default(),
             f_b: Default::default(),
             f_c: Default::default(),
@@ -469,16 +611,55 @@ impl Controller {
             op_base: Default::default(),
             op_rowbytes: Default::default(),
             op_end: Default::default(),
-            m_left: Default::default(),
-            n_left: Default::default(),
-            k_left: Default::default(),
-            rv_new: Default::default(),
-            a_bank: Default::default(),
-            a_slot: Default::default(),
-            first_k: Default::default(),
+            resident: Default::default(),
+            l_mleft: Default::default(),
+            l_nleft: Default::default(),
+            l_kleft: Default::default(),
+            l_rv_new: Default::default(),
+            l_cv_new: Default::default(),
+            l_kc_new: Default::default(),
+            l_req: Default::default(),
+            l_raddr: Default::default(),
+            l_rcount: Default::default(),
+            l_words: Default::default(),
+            l_cur: Default::default(),
+            l_cat: Default::default(),
+            l_offbits: Default::default(),
+            l_shifted: Default::default(),
+            l_fun: Default::default(),
+            l_wword: Default::default(),
+            l_wdata: Default::default(),
+            l_wr: Default::default(),
+            l_a_slot: Default::default(),
+            l_a_bank: Default::default(),
+            l_aoff: Default::default(),
+            l_boff: Default::default(),
+            c_aoff: Default::default(),
+            c_boff: Default::default(),
+            c_mleft: Default::default(),
+            c_nleft: Default::default(),
+            c_kleft: Default::default(),
+            c_rv_new: Default::default(),
+            c_cv_new: Default::default(),
+            c_kc_new: Default::default(),
+            job_ready: Default::default(),
+            c_swap: Default::default(),
             go: Default::default(),
-            cv_new: Default::default(),
-            c_tile_new: Default::default(),
+            c_kbyte: Default::default(),
+            di_mleft: Default::default(),
+            di_nleft: Default::default(),
+            di_rv: Default::default(),
+            di_cv: Default::default(),
+            do_mleft: Default::default(),
+            do_nleft: Default::default(),
+            do_rv: Default::default(),
+            do_cv: Default::default(),
+            d_out: Default::default(),
+            d_need_read: Default::default(),
+            d_need_write: Default::default(),
+            d_req: Default::default(),
+            grant_l: Default::default(),
+            grant_d: Default::default(),
             fail_now: Default::default(),
             irq_done: Default::default(),
         }
@@ -498,23 +679,9 @@ impl Logic for Controller {
             mul_a,
             mul_b,
             mul_acc,
-            i0,
-            j0,
-            k0,
-            t,
-            kk,
-            sl,
             ph,
-            rv,
-            cv,
-            rvcv,
-            kc,
-            ptr,
-            a_tile,
-            c_rowbase,
-            d_rowbase,
-            d_tile,
-            b_kbase,
+            abort,
+            rd_owner,
             n_completed,
             n_errors,
             last_error,
@@ -522,7 +689,51 @@ impl Logic for Controller {
             c_macs,
             c_read,
             c_write,
-            c_other
+            c_other,
+            ls,
+            li0,
+            lj0,
+            lk0,
+            l_njob,
+            l_nready,
+            l_afirst,
+            l_ahalf,
+            l_t,
+            l_ptr,
+            l_arow0,
+            l_bk0,
+            l_rv,
+            l_cv,
+            l_kc,
+            l_anew,
+            l_off,
+            l_bi,
+            l_prev,
+            cs,
+            ci0,
+            cj0,
+            ck0,
+            c_ndone,
+            c_ahalf,
+            c_bhalf,
+            c_kc,
+            c_first,
+            c_kk,
+            c_sl,
+            c_rvcv,
+            dst,
+            d_ready,
+            d_nstep,
+            d_n,
+            di_i0,
+            di_j0,
+            di_base,
+            di_ptr,
+            di_end,
+            do_i0,
+            do_j0,
+            do_base,
+            do_ptr
         );
         // Descriptor fields (offsets: desc_bits, checked against regmap::DESCRIPTOR by a test).
         self.f_a.next = self.dsc.q.val().get_bits::<32>(0);
@@ -638,61 +849,535 @@ impl Logic for Controller {
         }
         self.op_end.next = self.op_base.val() + self.mul_acc.q.val() + self.op_rowbytes.val() - 1;
 
-        // Tile geometry.
-        self.m_left.next = self.f_m.val() - self.i0.q.val();
-        self.n_left.next = self.f_n.val() - self.j0.q.val();
-        self.k_left.next = self.f_k.val() - self.k0.q.val();
-        self.rv_new.next = self.trows.val();
-        if self.m_left.val() < bit_cast::<32, 16>(self.trows.val()) {
-            self.rv_new.next = self.m_left.val().get_bits::<16>(0);
-        }
-        self.cv_new.next = self.cols.val();
-        if self.n_left.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.cv_new.next = self.n_left.val().get_bits::<8>(0);
-        }
-        self.c_tile_new.next = self.c_rowbase.q.val() + (self.j0.q.val() << 2);
-
-        // Defaults for the strobes.
-        self.q_pop.next = false;
-        self.a_we.next = false;
-        self.a_bank.next = self.t.q.val() >> self.lgl.val();
-        self.a_slot.next = self.t.q.val() & bit_cast::<16, 8>(self.ilv_last.val());
-        self.a_wsel.next = self.rows.val() - 1 - self.a_bank.val().get_bits::<8>(0);
-        self.a_waddr.next = (self.a_slot.val() << self.kcaw.val()) | self.rd_index.val();
-        self.a_wdata.next = self.rd_data.val().get_bits::<16>(0);
-        self.b_we.next = false;
-        self.b_wsel.next = self.rd_index.val().get_bits::<8>(0);
-        self.b_waddr.next = self.kk.q.val();
-        self.b_wdata.next = self.rd_data.val().get_bits::<16>(0);
-        self.step.next = false;
-        self.step_first.next = false;
-        self.step_mark.next = false;
-        self.step_addr.next = self.kk.q.val();
-        self.step_addr_a.next =
-            (bit_cast::<16, 8>(self.sl.q.val()) << self.kcaw.val()) | self.kk.q.val();
-        self.first_k.next = (self.k0.q.val() == 0) & (self.kk.q.val() == 0);
+        // ------------------------------------------------------------------------------------
+        // Shared geometry. A GEMM is *resident* when all of K fits a buffer half: each row
+        // tile's A panel is then loaded once and reused by every column tile; otherwise every
+        // tile runs in chunks of `kdepth` k steps, each with its own A and B loads.
+        self.resident.next = self.f_k.val() <= self.kdepth.val();
         // A round starts only at phase 0 of the free-running slot counter.
-        self.go.next = (self.sl.q.val() != 0) | (self.ph.q.val() == 0);
         self.ph.d.next = self.ph.q.val() + 1;
         if self.ph.q.val() == self.ilv_last.val() {
             self.ph.d.next = 0.into();
         }
+
+        // Defaults for the strobes.
+        self.q_pop.next = false;
+        self.a_we.next = false;
+        self.b_we.next = false;
+        self.step.next = false;
+        self.step_first.next = false;
+        self.step_mark.next = false;
         self.ci_we.next = false;
         self.ci_wsel.next = self.rd_index.val().get_bits::<8>(0);
         self.ci_wdata.next = self.rd_data.val();
         self.sh_shift.next = false;
         self.out_sel.next = self.wr_index.val().get_bits::<8>(0);
-        self.rd_start.next = false;
-        self.rd_addr.next = self.ptr.q.val();
-        self.rd_count.next = bit_cast::<16, 8>(self.cv.q.val());
-        self.rd_esz.next = self.esz.val();
         self.wr_start.next = false;
-        self.wr_addr.next = self.ptr.q.val();
-        self.wr_count.next = bit_cast::<16, 8>(self.cv.q.val());
         self.wr_esz.next = self.osz.val();
         self.fail_now.next = false;
         self.irq_done.next = false;
 
+        // ------------------------------------------------------------------------------------
+        // Loader: fills buffer halves job by job (job = tile × chunk, in the compute order).
+        // A new A panel (every job when chunked, each row tile's first job when resident) goes
+        // to the other A half once the jobs of the panel before the current one are done; it
+        // is loaded first, as early as that allows, because it is the long transfer. Then job
+        // n's B goes to half n mod 2 once job n − 2 is done.
+        self.l_mleft.next = self.f_m.val() - self.li0.q.val();
+        self.l_nleft.next = self.f_n.val() - self.lj0.q.val();
+        self.l_kleft.next = self.f_k.val() - self.lk0.q.val();
+        self.l_rv_new.next = self.trows.val();
+        if self.l_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+            self.l_rv_new.next = self.l_mleft.val().get_bits::<16>(0);
+        }
+        self.l_cv_new.next = self.cols.val();
+        if self.l_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.l_cv_new.next = self.l_nleft.val().get_bits::<8>(0);
+        }
+        self.l_kc_new.next = self.kdepth.val().get_bits::<16>(0);
+        if self.l_kleft.val() < self.kdepth.val() {
+            self.l_kc_new.next = self.l_kleft.val().get_bits::<16>(0);
+        }
+        // A row of the transfer in flight: words of 16 bytes, realigned from the beats. With
+        // the row starting at byte `l_off` of its first beat, word w is bytes
+        // l_off + 16w .. l_off + 16w + 15, taken from beats w and w + 1.
+        self.l_req.next = false;
+        self.l_raddr.next = self.l_ptr.q.val();
+        self.l_rcount.next = bit_cast::<16, 8>(self.l_cv.q.val());
+        self.l_words.next = ((bit_cast::<16, 8>(self.l_cv.q.val()) << self.esz.val()) + 15) >> 4;
+        if (self.ls.q.val() == LoadState::AIssue)
+            | (self.ls.q.val() == LoadState::AData)
+            | (self.ls.q.val() == LoadState::AFlush)
+        {
+            self.l_rcount.next = self.l_kc.q.val();
+            self.l_words.next = ((self.l_kc.q.val() << self.esz.val()) + 15) >> 4;
+        }
+        self.l_cur.next = self.rd_beat_data.val();
+        if (self.ls.q.val() == LoadState::AFlush) | (self.ls.q.val() == LoadState::BFlush) {
+            self.l_cur.next = 0.into();
+        }
+        self.l_cat.next = (bit_cast::<256, 128>(self.l_cur.val()) << 128)
+            | bit_cast::<256, 128>(self.l_prev.q.val());
+        self.l_offbits.next = bit_cast::<9, 4>(self.l_off.q.val()) << 3;
+        self.l_shifted.next = self.l_cat.val() >> self.l_offbits.val();
+        self.l_fun.next = self.l_shifted.val().get_bits::<128>(0);
+        self.l_wr.next = false;
+        self.l_wword.next = self.l_bi.q.val() - 1;
+        self.l_wdata.next = self.l_fun.val();
+        if self.l_off.q.val() == 0 {
+            self.l_wword.next = self.l_bi.q.val();
+            self.l_wdata.next = self.rd_beat_data.val();
+        }
+        if (self.ls.q.val() == LoadState::AData) | (self.ls.q.val() == LoadState::BData) {
+            self.l_wr.next = self.rd_beat_valid.val()
+                & ((self.l_off.q.val() == 0) | (self.l_bi.q.val() != 0))
+                & !self.rd_owner.q.val();
+        }
+        if (self.ls.q.val() == LoadState::AFlush) | (self.ls.q.val() == LoadState::BFlush) {
+            self.l_wr.next = true;
+            self.l_wword.next = self.l_bi.q.val() - 1;
+            self.l_wdata.next = self.l_fun.val();
+        }
+        // The upper buffer half starts at `kdepth`.
+        self.l_aoff.next = 0.into();
+        if self.l_ahalf.q.val() {
+            self.l_aoff.next = self.kdepth.val().get_bits::<16>(0);
+        }
+        self.l_boff.next = 0.into();
+        if self.l_njob.q.val().get_bit(0) {
+            self.l_boff.next = self.kdepth.val().get_bits::<16>(0);
+        }
+        self.c_aoff.next = 0.into();
+        if self.c_ahalf.q.val() {
+            self.c_aoff.next = self.kdepth.val().get_bits::<16>(0);
+        }
+        self.c_boff.next = 0.into();
+        if self.c_bhalf.q.val() {
+            self.c_boff.next = self.kdepth.val().get_bits::<16>(0);
+        }
+        self.l_a_bank.next = self.l_t.q.val() >> self.lgl.val();
+        self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.ilv_last.val());
+        self.a_wsel.next = self.rows.val() - 1 - self.l_a_bank.val().get_bits::<8>(0);
+        self.a_waddr.next =
+            self.l_aoff.val() | (self.l_a_slot.val() << self.slot_shift.val()) | self.l_wword.val();
+        self.a_wdata.next = self.l_wdata.val();
+        self.b_wword.next = self.l_wword.val().get_bits::<8>(0);
+        self.b_waddr.next = self.l_boff.val() | self.l_t.q.val();
+        self.b_wdata.next = self.l_wdata.val();
+
+        match self.ls.q.val() {
+            LoadState::Idle => {}
+            LoadState::Job => {
+                self.l_rv.d.next = self.l_rv_new.val();
+                self.l_cv.d.next = self.l_cv_new.val();
+                self.l_kc.d.next = self.l_kc_new.val();
+                self.l_anew.d.next = !self.resident.val() | (self.lj0.q.val() == 0);
+                self.ls.d.next = LoadState::AWait;
+            }
+            LoadState::BWait => {
+                // Job n − 2 used this half.
+                if self.c_ndone.q.val() + 1 >= self.l_njob.q.val() {
+                    self.l_t.d.next = 0.into();
+                    self.l_ptr.d.next = self.l_bk0.q.val() + (self.lj0.q.val() << self.esz.val());
+                    self.ls.d.next = LoadState::BIssue;
+                }
+            }
+            LoadState::BIssue => {
+                self.l_req.next = true;
+                if self.grant_l.val() {
+                    self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
+                    self.l_bi.d.next = 0.into();
+                    self.ls.d.next = LoadState::BData;
+                }
+            }
+            LoadState::BData => {
+                self.b_we.next = self.l_wr.val();
+                if self.rd_beat_valid.val() {
+                    self.l_prev.d.next = self.rd_beat_data.val();
+                    self.l_bi.d.next = self.l_bi.q.val() + 1;
+                }
+                if !self.rd_busy.val() {
+                    self.ls.d.next = LoadState::BNext;
+                    if (self.l_off.q.val() != 0) & (self.l_bi.q.val() == self.l_words.val()) {
+                        self.ls.d.next = LoadState::BFlush;
+                    }
+                }
+            }
+            LoadState::BFlush => {
+                // The row's last word lies in its last beat alone.
+                self.b_we.next = true;
+                self.l_bi.d.next = self.l_bi.q.val() + 1;
+                self.ls.d.next = LoadState::BNext;
+            }
+            LoadState::BNext => {
+                self.l_ptr.d.next = self.l_ptr.q.val() + self.f_ldb.val();
+                self.l_t.d.next = self.l_t.q.val() + 1;
+                self.ls.d.next = LoadState::BIssue;
+                if self.l_t.q.val() + 1 == self.l_kc.q.val() {
+                    self.ls.d.next = LoadState::Ready;
+                }
+            }
+            LoadState::AWait => {
+                if !self.l_anew.q.val() {
+                    self.ls.d.next = LoadState::BWait;
+                } else if self.c_ndone.q.val() >= self.l_afirst.q.val() {
+                    // Every job of the panel before the current one is done: its half is free.
+                    self.l_ahalf.d.next = !self.l_ahalf.q.val();
+                    self.l_afirst.d.next = self.l_njob.q.val();
+                    self.l_t.d.next = 0.into();
+                    self.l_ptr.d.next = self.l_arow0.q.val() + (self.lk0.q.val() << self.esz.val());
+                    self.ls.d.next = LoadState::AIssue;
+                }
+            }
+            LoadState::AIssue => {
+                self.l_req.next = true;
+                if self.grant_l.val() {
+                    self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
+                    self.l_bi.d.next = 0.into();
+                    self.ls.d.next = LoadState::AData;
+                }
+            }
+            LoadState::AData => {
+                self.a_we.next = self.l_wr.val();
+                if self.rd_beat_valid.val() {
+                    self.l_prev.d.next = self.rd_beat_data.val();
+                    self.l_bi.d.next = self.l_bi.q.val() + 1;
+                }
+                if !self.rd_busy.val() {
+                    self.ls.d.next = LoadState::ANext;
+                    if (self.l_off.q.val() != 0) & (self.l_bi.q.val() == self.l_words.val()) {
+                        self.ls.d.next = LoadState::AFlush;
+                    }
+                }
+            }
+            LoadState::AFlush => {
+                self.a_we.next = true;
+                self.l_bi.d.next = self.l_bi.q.val() + 1;
+                self.ls.d.next = LoadState::ANext;
+            }
+            LoadState::ANext => {
+                self.l_ptr.d.next = self.l_ptr.q.val() + self.f_lda.val();
+                self.l_t.d.next = self.l_t.q.val() + 1;
+                self.ls.d.next = LoadState::AIssue;
+                if self.l_t.q.val() + 1 == self.l_rv.q.val() {
+                    self.ls.d.next = LoadState::BWait;
+                }
+            }
+            LoadState::Ready => {
+                // Job loaded; advance k, then columns, then row tiles.
+                self.l_nready.d.next = self.l_njob.q.val() + 1;
+                self.l_njob.d.next = self.l_njob.q.val() + 1;
+                self.ls.d.next = LoadState::Job;
+                if bit_cast::<32, 16>(self.l_kc.q.val()) != self.l_kleft.val() {
+                    self.lk0.d.next = self.lk0.q.val() + self.kdepth.val();
+                    self.l_bk0.d.next = self.l_bk0.q.val() + (self.f_ldb.val() << self.kaw.val());
+                } else {
+                    self.lk0.d.next = 0.into();
+                    self.l_bk0.d.next = self.f_b.val();
+                    if self.l_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
+                        self.lj0.d.next = self.lj0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    } else {
+                        self.lj0.d.next = 0.into();
+                        self.li0.d.next = self.li0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                        self.l_t.d.next = 0.into();
+                        self.ls.d.next = LoadState::Advance;
+                        if self.l_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                            self.ls.d.next = LoadState::Idle;
+                        }
+                    }
+                }
+            }
+            LoadState::Advance => {
+                // The next row tile's A rows start R·L rows further (adds instead of a multiply).
+                self.l_arow0.d.next = self.l_arow0.q.val() + self.f_lda.val();
+                self.l_t.d.next = self.l_t.q.val() + 1;
+                if self.l_t.q.val() + 1 == self.trows.val() {
+                    self.ls.d.next = LoadState::Job;
+                }
+            }
+            _ => {
+                self.ls.d.next = LoadState::Idle;
+            }
+        }
+
+        // ------------------------------------------------------------------------------------
+        // Compute: runs the loaded jobs in order, one round of L slot steps per k step. A
+        // tile's first round is marked: it swaps the previous tile's results into the chains,
+        // so it waits until the drain has emptied them and filled them with this tile's start
+        // values (`d_ready`). After the last job a flush round swaps the last results in.
+        self.c_mleft.next = self.f_m.val() - self.ci0.q.val();
+        self.c_nleft.next = self.f_n.val() - self.cj0.q.val();
+        self.c_kleft.next = self.f_k.val() - self.ck0.q.val();
+        self.c_rv_new.next = self.trows.val();
+        if self.c_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+            self.c_rv_new.next = self.c_mleft.val().get_bits::<16>(0);
+        }
+        self.c_cv_new.next = self.cols.val();
+        if self.c_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.c_cv_new.next = self.c_nleft.val().get_bits::<8>(0);
+        }
+        self.c_kc_new.next = self.kdepth.val().get_bits::<16>(0);
+        if self.c_kleft.val() < self.kdepth.val() {
+            self.c_kc_new.next = self.c_kleft.val().get_bits::<16>(0);
+        }
+        self.job_ready.next = self.l_nready.q.val() > self.c_ndone.q.val();
+        self.c_swap.next = self.c_first.q.val() & (self.c_kk.q.val() == 0);
+        self.go.next = (self.c_sl.q.val() != 0) | (self.ph.q.val() == 0);
+        self.c_kbyte.next = self.c_kk.q.val() << self.esz.val();
+        self.step_addr.next = self.c_boff.val() | self.c_kk.q.val();
+        self.step_addr_a.next = self.c_aoff.val()
+            | (bit_cast::<16, 8>(self.c_sl.q.val()) << self.slot_shift.val())
+            | (self.c_kbyte.val() >> 4);
+        self.step_lane.next = self.c_kbyte.val().get_bits::<4>(0);
+
+        match self.cs.q.val() {
+            ComputeState::Idle => {}
+            ComputeState::Job => {
+                self.c_kc.d.next = self.c_kc_new.val();
+                self.c_first.d.next = self.ck0.q.val() == 0;
+                self.c_rvcv.d.next = self.c_rv_new.val() * bit_cast::<16, 8>(self.c_cv_new.val());
+                if !self.resident.val() | (self.cj0.q.val() == 0) {
+                    self.c_ahalf.d.next = !self.c_ahalf.q.val();
+                }
+                self.c_kk.d.next = 0.into();
+                self.c_sl.d.next = 0.into();
+                self.cs.d.next = ComputeState::Wait;
+            }
+            ComputeState::Wait => {
+                if self.job_ready.val() & (!self.c_first.q.val() | self.d_ready.q.val()) {
+                    self.cs.d.next = ComputeState::Round;
+                }
+            }
+            ComputeState::Round => {
+                if self.go.val() {
+                    self.step.next = true;
+                    self.step_first.next = self.c_swap.val();
+                    self.step_mark.next =
+                        self.c_swap.val() & (self.c_sl.q.val() == self.ilv_last.val());
+                    if self.c_swap.val() & (self.c_sl.q.val() == 0) {
+                        self.d_ready.d.next = false;
+                    }
+                    self.c_sl.d.next = self.c_sl.q.val() + 1;
+                    if self.c_sl.q.val() == self.ilv_last.val() {
+                        self.c_sl.d.next = 0.into();
+                        self.c_kk.d.next = self.c_kk.q.val() + 1;
+                        if self.c_kk.q.val() + 1 == self.c_kc.q.val() {
+                            self.cs.d.next = ComputeState::End;
+                        }
+                    }
+                }
+            }
+            ComputeState::End => {
+                self.c_ndone.d.next = self.c_ndone.q.val() + 1;
+                self.c_bhalf.d.next = !self.c_bhalf.q.val();
+                self.cs.d.next = ComputeState::Job;
+                if bit_cast::<32, 16>(self.c_kc.q.val()) != self.c_kleft.val() {
+                    self.ck0.d.next = self.ck0.q.val() + self.kdepth.val();
+                } else {
+                    self.ck0.d.next = 0.into();
+                    if self.c_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
+                        self.cj0.d.next = self.cj0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    } else {
+                        self.cj0.d.next = 0.into();
+                        self.ci0.d.next = self.ci0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                        if self.c_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                            self.cs.d.next = ComputeState::FlushWait;
+                        }
+                    }
+                }
+            }
+            ComputeState::FlushWait => {
+                if self.d_ready.q.val() {
+                    self.cs.d.next = ComputeState::Flush;
+                }
+            }
+            ComputeState::Flush => {
+                // A round of first steps without products: the results enter the chains.
+                if self.go.val() {
+                    self.step_first.next = true;
+                    self.step_mark.next = self.c_sl.q.val() == self.ilv_last.val();
+                    if self.c_sl.q.val() == 0 {
+                        self.d_ready.d.next = false;
+                    }
+                    self.c_sl.d.next = self.c_sl.q.val() + 1;
+                    if self.c_sl.q.val() == self.ilv_last.val() {
+                        self.c_sl.d.next = 0.into();
+                        self.cs.d.next = ComputeState::Idle;
+                    }
+                }
+            }
+            _ => {
+                self.cs.d.next = ComputeState::Idle;
+            }
+        }
+
+        // ------------------------------------------------------------------------------------
+        // Drain: after each marked round has reached every PE (`core_done`), R·L chain shifts
+        // write the tile before it (rows < its rv, converted) to D and bring in the start values
+        // of the tile after it (zeros, or its rows of C read into the staging row). A first
+        // pass before any round brings in tile 0's start values. Tile "in" is the tile whose
+        // start values enter; tile "out" the one whose results leave (from the third pass on:
+        // the first swap returns the chains' old contents).
+        self.di_mleft.next = self.f_m.val() - self.di_i0.q.val();
+        self.di_nleft.next = self.f_n.val() - self.di_j0.q.val();
+        self.di_rv.next = self.trows.val();
+        if self.di_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+            self.di_rv.next = self.di_mleft.val().get_bits::<16>(0);
+        }
+        self.di_cv.next = self.cols.val();
+        if self.di_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.di_cv.next = self.di_nleft.val().get_bits::<8>(0);
+        }
+        self.do_mleft.next = self.f_m.val() - self.do_i0.q.val();
+        self.do_nleft.next = self.f_n.val() - self.do_j0.q.val();
+        self.do_rv.next = self.trows.val();
+        if self.do_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+            self.do_rv.next = self.do_mleft.val().get_bits::<16>(0);
+        }
+        self.do_cv.next = self.cols.val();
+        if self.do_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.do_cv.next = self.do_nleft.val().get_bits::<8>(0);
+        }
+        self.d_out.next = self.d_nstep.q.val() == 2;
+        self.d_need_read.next =
+            self.f_acc.val() & !self.di_end.q.val() & (self.d_n.q.val() < self.di_rv.val());
+        self.d_need_write.next = self.d_out.val() & (self.d_n.q.val() < self.do_rv.val());
+        self.d_req.next = false;
+        self.wr_addr.next = self.do_ptr.q.val() + (self.do_j0.q.val() << self.osz.val());
+        self.wr_count.next = bit_cast::<16, 8>(self.do_cv.val());
+
+        match self.dst.q.val() {
+            DrainState::Idle => {}
+            DrainState::Zero => {
+                // Zero start values for GEMMs without C: clear the staging row once.
+                self.ci_we.next = true;
+                self.ci_wsel.next = self.d_n.q.val().get_bits::<8>(0);
+                self.ci_wdata.next = 0.into();
+                self.d_n.d.next = self.d_n.q.val() + 1;
+                if self.d_n.q.val() + 1 == bit_cast::<16, 8>(self.cols.val()) {
+                    self.d_n.d.next = 0.into();
+                    self.dst.d.next = DrainState::Row;
+                }
+            }
+            DrainState::Row => {
+                // Start the row's write and its start-value read together.
+                self.wr_start.next = self.d_need_write.val();
+                self.d_req.next = self.d_need_read.val();
+                self.dst.d.next = DrainState::WriteWait;
+                if self.grant_d.val() {
+                    self.dst.d.next = DrainState::ReadWait;
+                } else if self.d_need_read.val() {
+                    self.dst.d.next = DrainState::ReadStart;
+                }
+            }
+            DrainState::ReadStart => {
+                // The loader had the read engine.
+                self.d_req.next = true;
+                if self.grant_d.val() {
+                    self.dst.d.next = DrainState::ReadWait;
+                }
+            }
+            DrainState::ReadWait => {
+                self.ci_we.next = self.rd_valid.val() & self.rd_owner.q.val();
+                if !self.rd_busy.val() {
+                    self.dst.d.next = DrainState::WriteWait;
+                    if self.rd_error.val() {
+                        self.code.d.next = 7.into(); // ReadResponse
+                        self.abort.d.next = true;
+                    }
+                }
+            }
+            DrainState::WriteWait => {
+                // Row written (and its successor's start value staged): shift.
+                if !self.wr_busy.val() {
+                    if self.wr_error.val() & self.d_need_write.val() {
+                        self.code.d.next = 8.into(); // WriteResponse
+                        self.abort.d.next = true;
+                    }
+                    self.sh_shift.next = true;
+                    self.di_ptr.d.next = self.di_ptr.q.val() + self.f_ldc.val();
+                    self.do_ptr.d.next = self.do_ptr.q.val() + self.f_ldd.val();
+                    self.d_n.d.next = self.d_n.q.val() + 1;
+                    self.dst.d.next = DrainState::Row;
+                    if self.d_n.q.val() + 1 == self.trows.val() {
+                        self.dst.d.next = DrainState::Next;
+                    }
+                }
+            }
+            DrainState::Next => {
+                // Advance both tiles; the row pointers ran R·L rows, to the next row tile.
+                self.d_n.d.next = 0.into();
+                self.d_ready.d.next = true;
+                self.dst.d.next = DrainState::WaitSwap;
+                if self.d_nstep.q.val() != 2 {
+                    self.d_nstep.d.next = self.d_nstep.q.val() + 1;
+                }
+                if !self.di_end.q.val() {
+                    if self.di_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
+                        self.di_j0.d.next = self.di_j0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                        self.di_ptr.d.next = self.di_base.q.val();
+                    } else {
+                        self.di_j0.d.next = 0.into();
+                        self.di_i0.d.next =
+                            self.di_i0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                        self.di_base.d.next = self.di_ptr.q.val();
+                        if self.di_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                            self.di_end.d.next = true;
+                        }
+                    }
+                }
+                if self.d_out.val() {
+                    if self.do_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
+                        self.do_j0.d.next = self.do_j0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                        self.do_ptr.d.next = self.do_base.q.val();
+                    } else {
+                        self.do_j0.d.next = 0.into();
+                        self.do_i0.d.next =
+                            self.do_i0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                        self.do_base.d.next = self.do_ptr.q.val();
+                        if self.do_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                            // The last tile is out: the GEMM's results are all written.
+                            self.d_ready.d.next = false;
+                            self.dst.d.next = DrainState::Idle;
+                        }
+                    }
+                } else {
+                    self.do_ptr.d.next = self.do_base.q.val();
+                }
+            }
+            DrainState::WaitSwap => {
+                if self.core_done.val() {
+                    self.dst.d.next = DrainState::Row;
+                }
+            }
+            _ => {
+                self.dst.d.next = DrainState::Idle;
+            }
+        }
+
+        // The read engine: the drain's C rows before the loader's operand rows.
+        self.grant_d.next = self.d_req.val() & !self.rd_busy.val();
+        self.grant_l.next = self.l_req.val() & !self.rd_busy.val() & !self.d_req.val();
+        self.rd_start.next = self.grant_d.val() | self.grant_l.val();
+        self.rd_addr.next = self.l_raddr.val();
+        self.rd_count.next = self.l_rcount.val();
+        self.rd_esz.next = self.esz.val();
+        self.rd_raw.next = true;
+        if self.d_req.val() {
+            self.rd_addr.next = self.di_ptr.q.val() + (self.di_j0.q.val() << 2);
+            self.rd_count.next = bit_cast::<16, 8>(self.di_cv.val());
+            self.rd_esz.next = 2.into();
+            self.rd_raw.next = false;
+        }
+        if self.grant_d.val() {
+            self.rd_owner.d.next = true;
+        }
+        if self.grant_l.val() {
+            self.rd_owner.d.next = false;
+        }
+
+        // ------------------------------------------------------------------------------------
+        // The descriptor's life: validate, start the three processes, wait for all of them.
         match self.state.q.val() {
             State::Idle => {
                 if !self.q_empty.val() {
@@ -744,221 +1429,62 @@ impl Logic for Controller {
                 }
             }
             State::Setup => {
-                self.i0.d.next = 0.into();
-                self.j0.d.next = 0.into();
-                self.a_tile.d.next = self.f_a.val();
-                self.c_rowbase.d.next = self.f_c.val();
-                self.d_rowbase.d.next = self.f_d.val();
-                self.state.d.next = State::TileStart;
+                self.abort.d.next = false;
+                self.ls.d.next = LoadState::Job;
+                self.li0.d.next = 0.into();
+                self.lj0.d.next = 0.into();
+                self.lk0.d.next = 0.into();
+                self.l_njob.d.next = 0.into();
+                self.l_nready.d.next = 0.into();
+                self.l_afirst.d.next = 0.into();
+                self.l_ahalf.d.next = true;
+                self.l_arow0.d.next = self.f_a.val();
+                self.l_bk0.d.next = self.f_b.val();
+                self.cs.d.next = ComputeState::Job;
+                self.ci0.d.next = 0.into();
+                self.cj0.d.next = 0.into();
+                self.ck0.d.next = 0.into();
+                self.c_ndone.d.next = 0.into();
+                self.c_ahalf.d.next = true;
+                self.c_bhalf.d.next = false;
+                self.dst.d.next = DrainState::Row;
+                if !self.f_acc.val() {
+                    self.dst.d.next = DrainState::Zero;
+                }
+                self.d_ready.d.next = false;
+                self.d_nstep.d.next = 0.into();
+                self.d_n.d.next = 0.into();
+                self.di_i0.d.next = 0.into();
+                self.di_j0.d.next = 0.into();
+                self.di_base.d.next = self.f_c.val();
+                self.di_ptr.d.next = self.f_c.val();
+                self.di_end.d.next = false;
+                self.do_i0.d.next = 0.into();
+                self.do_j0.d.next = 0.into();
+                self.do_base.d.next = self.f_d.val();
+                self.do_ptr.d.next = self.f_d.val();
+                self.state.d.next = State::Run;
             }
-            State::TileStart => {
-                self.rv.d.next = self.rv_new.val();
-                self.cv.d.next = self.cv_new.val();
-                self.rvcv.d.next = self.rv_new.val() * bit_cast::<16, 8>(self.cv_new.val());
-                self.d_tile.d.next = self.d_rowbase.q.val() + (self.j0.q.val() << self.osz.val());
-                self.b_kbase.d.next = self.f_b.val() + (self.j0.q.val() << self.esz.val());
-                self.k0.d.next = 0.into();
-                self.t.d.next = 0.into();
-                self.sl.d.next = 0.into();
-                self.ptr.d.next = self.c_tile_new.val();
-                self.state.d.next = State::InitZero;
-                if self.f_acc.val() {
-                    self.state.d.next = State::InitRead;
+            State::Run => {
+                if self.abort.q.val() {
+                    self.ls.d.next = LoadState::Idle;
+                    self.cs.d.next = ComputeState::Idle;
+                    self.dst.d.next = DrainState::Idle;
+                    self.state.d.next = State::Abort;
+                } else if (self.ls.q.val() == LoadState::Idle)
+                    & (self.cs.q.val() == ComputeState::Idle)
+                    & (self.dst.q.val() == DrainState::Idle)
+                {
+                    self.state.d.next = State::Finish;
                 }
             }
-            State::InitZero => {
-                self.ci_we.next = true;
-                self.ci_wsel.next = self.t.q.val().get_bits::<8>(0);
-                self.ci_wdata.next = 0.into();
-                self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == bit_cast::<16, 8>(self.cols.val()) {
-                    self.t.d.next = 0.into();
-                    self.state.d.next = State::InitShiftZ;
-                }
-            }
-            State::InitShiftZ => {
-                self.sh_shift.next = true;
-                self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == self.trows.val() {
-                    self.state.d.next = State::LoadSetup;
-                }
-            }
-            State::InitRead => {
-                self.state.d.next = State::InitShift;
-                if self.t.q.val() < self.rv.q.val() {
-                    self.rd_start.next = true;
-                    self.rd_esz.next = 2.into();
-                    self.state.d.next = State::InitWait;
-                }
-            }
-            State::InitWait => {
-                self.ci_we.next = self.rd_valid.val();
-                if !self.rd_busy.val() {
-                    self.state.d.next = State::InitShift;
-                    if self.rd_error.val() {
-                        self.code.d.next = 7.into(); // ReadResponse
-                        self.state.d.next = State::Fail;
-                    }
-                }
-            }
-            State::InitShift => {
-                self.sh_shift.next = true;
-                self.ptr.d.next = self.ptr.q.val() + self.f_ldc.val();
-                self.t.d.next = self.t.q.val() + 1;
-                self.state.d.next = State::InitRead;
-                if self.t.q.val() + 1 == self.trows.val() {
-                    self.state.d.next = State::LoadSetup;
-                }
-            }
-            State::LoadSetup => {
-                self.kc.d.next = self.kcap.val().get_bits::<16>(0);
-                if self.k_left.val() < self.kcap.val() {
-                    self.kc.d.next = self.k_left.val().get_bits::<16>(0);
-                }
-                self.t.d.next = 0.into();
-                self.ptr.d.next = self.a_tile.q.val() + (self.k0.q.val() << self.esz.val());
-                self.state.d.next = State::LoadA;
-            }
-            State::LoadA => {
-                self.rd_start.next = true;
-                self.rd_count.next = self.kc.q.val();
-                self.state.d.next = State::LoadAWait;
-            }
-            State::LoadAWait => {
-                self.a_we.next = self.rd_valid.val();
-                if !self.rd_busy.val() {
-                    self.state.d.next = State::LoadANext;
-                    if self.rd_error.val() {
-                        self.code.d.next = 7.into(); // ReadResponse
-                        self.state.d.next = State::Fail;
-                    }
-                }
-            }
-            State::LoadANext => {
-                self.ptr.d.next = self.ptr.q.val() + self.f_lda.val();
-                self.t.d.next = self.t.q.val() + 1;
-                self.state.d.next = State::LoadA;
-                if self.t.q.val() + 1 == self.rv.q.val() {
-                    self.kk.d.next = 0.into();
-                    self.ptr.d.next = self.b_kbase.q.val();
-                    self.state.d.next = State::LoadB;
-                }
-            }
-            State::LoadB => {
-                self.rd_start.next = true;
-                self.state.d.next = State::LoadBWait;
-            }
-            State::LoadBWait => {
-                self.b_we.next = self.rd_valid.val();
-                if !self.rd_busy.val() {
-                    self.state.d.next = State::LoadBNext;
-                    if self.rd_error.val() {
-                        self.code.d.next = 7.into(); // ReadResponse
-                        self.state.d.next = State::Fail;
-                    }
-                }
-            }
-            State::LoadBNext => {
-                self.ptr.d.next = self.ptr.q.val() + self.f_ldb.val();
-                self.kk.d.next = self.kk.q.val() + 1;
-                self.state.d.next = State::LoadB;
-                if self.kk.q.val() + 1 == self.kc.q.val() {
-                    self.kk.d.next = 0.into();
-                    self.state.d.next = State::Compute;
-                }
-            }
-            State::Compute => {
-                // One round: slot sl's step of k index kk.
-                if self.go.val() {
-                    self.step.next = true;
-                    // The k = 0 round swaps too, but is not marked: only the flush round
-                    // may raise `core_done` (see WaitCapture).
-                    self.step_first.next = self.first_k.val();
-                    self.sl.d.next = self.sl.q.val() + 1;
-                    if self.sl.q.val() == self.ilv_last.val() {
-                        self.sl.d.next = 0.into();
-                        self.kk.d.next = self.kk.q.val() + 1;
-                        if self.kk.q.val() + 1 == self.kc.q.val() {
-                            self.state.d.next = State::ChunkEnd;
-                        }
-                    }
-                }
-            }
-            State::ChunkEnd => {
-                self.k0.d.next = self.k0.q.val() + bit_cast::<32, 16>(self.kc.q.val());
-                self.b_kbase.d.next = self.b_kbase.q.val() + (self.f_ldb.val() << self.kcaw.val());
-                self.state.d.next = State::LoadSetup;
-                if bit_cast::<32, 16>(self.kc.q.val()) == self.k_left.val() {
-                    self.state.d.next = State::Flush;
-                }
-            }
-            State::Flush => {
-                // A round of first steps without products: the results enter the chains.
-                if self.go.val() {
-                    self.step_first.next = true;
-                    self.step_mark.next = self.sl.q.val() == self.ilv_last.val();
-                    self.sl.d.next = self.sl.q.val() + 1;
-                    if self.sl.q.val() == self.ilv_last.val() {
-                        self.sl.d.next = 0.into();
-                        self.state.d.next = State::WaitCapture;
-                    }
-                }
-            }
-            State::WaitCapture => {
-                // `core_done` is the flush round's mark reaching the last PE: no other round is
-                // marked. (When the k = 0 round was marked too, its pulse, R + C + 5 cycles
-                // after its issue, arrived in this state whenever R + C + 4 ≥ (K + 1)·L, e.g.
-                // K = 1 on 8×8 with L = 8, and the drain read the chains before the flush
-                // round's swaps.)
-                if self.core_done.val() {
-                    self.t.d.next = 0.into();
-                    self.ptr.d.next = self.d_tile.q.val();
-                    self.state.d.next = State::Drain;
-                }
-            }
-            State::Drain => {
-                self.wr_start.next = true;
-                self.state.d.next = State::DrainWait;
-            }
-            State::DrainWait => {
-                if !self.wr_busy.val() {
-                    self.state.d.next = State::DrainShift;
-                    if self.wr_error.val() {
-                        self.code.d.next = 8.into(); // WriteResponse
-                        self.state.d.next = State::Fail;
-                    }
-                }
-            }
-            State::DrainShift => {
-                self.sh_shift.next = true;
-                self.ptr.d.next = self.ptr.q.val() + self.f_ldd.val();
-                self.t.d.next = self.t.q.val() + 1;
-                self.state.d.next = State::Drain;
-                if self.t.q.val() + 1 == self.rv.q.val() {
-                    self.state.d.next = State::NextTile;
-                }
-            }
-            State::NextTile => {
-                self.t.d.next = 0.into();
-                self.j0.d.next = self.j0.q.val() + bit_cast::<32, 8>(self.cols.val());
-                self.state.d.next = State::TileStart;
-                if self.n_left.val() <= bit_cast::<32, 8>(self.cols.val()) {
-                    self.j0.d.next = 0.into();
-                    self.i0.d.next = self.i0.q.val() + bit_cast::<32, 16>(self.trows.val());
-                    self.state.d.next = State::AdvanceRows;
-                    if self.m_left.val() <= bit_cast::<32, 16>(self.trows.val()) {
-                        self.state.d.next = State::Finish;
-                    }
-                }
-            }
-            State::AdvanceRows => {
-                self.a_tile.d.next = self.a_tile.q.val() + self.f_lda.val();
-                self.c_rowbase.d.next = self.c_rowbase.q.val() + self.f_ldc.val();
-                self.d_rowbase.d.next = self.d_rowbase.q.val() + self.f_ldd.val();
-                self.t.d.next = self.t.q.val() + 1;
-                if self.t.q.val() + 1 == self.trows.val() {
-                    self.t.d.next = 0.into();
-                    self.state.d.next = State::TileStart;
+            State::Abort => {
+                // A response error: let the transfers in flight finish, then retire.
+                self.ls.d.next = LoadState::Idle;
+                self.cs.d.next = ComputeState::Idle;
+                self.dst.d.next = DrainState::Idle;
+                if !self.rd_busy.val() & !self.wr_busy.val() {
+                    self.state.d.next = State::Fail;
                 }
             }
             State::Finish => {
@@ -973,8 +1499,13 @@ impl Logic for Controller {
                 self.state.d.next = State::Idle;
             }
         }
-        if self.state.q.val() == State::InitWait {
-            self.rd_esz.next = 2.into();
+        // A loader transfer that ended in an error response.
+        if ((self.ls.q.val() == LoadState::AData) | (self.ls.q.val() == LoadState::BData))
+            & !self.rd_busy.val()
+            & self.rd_error.val()
+        {
+            self.code.d.next = 7.into(); // ReadResponse
+            self.abort.d.next = true;
         }
 
         // Retirement, errors and interrupts.
@@ -1000,35 +1531,27 @@ impl Logic for Controller {
             }
         }
 
-        // Performance counters.
+        // Performance counters: every busy cycle is a product round's cycle, or the array
+        // waiting for operands (read), for the drain (write), or for anything else.
         if self.state.q.val() != State::Idle {
             self.c_busy.d.next = self.c_busy.q.val() + 1;
-            if (self.state.q.val() == State::InitRead)
-                | (self.state.q.val() == State::InitWait)
-                | (self.state.q.val() == State::InitShift)
-                | (self.state.q.val() == State::InitZero)
-                | (self.state.q.val() == State::InitShiftZ)
-                | (self.state.q.val() == State::LoadSetup)
-                | (self.state.q.val() == State::LoadA)
-                | (self.state.q.val() == State::LoadAWait)
-                | (self.state.q.val() == State::LoadANext)
-                | (self.state.q.val() == State::LoadB)
-                | (self.state.q.val() == State::LoadBWait)
-                | (self.state.q.val() == State::LoadBNext)
-            {
+            if (self.cs.q.val() == ComputeState::Round) & self.go.val() {
+                // rv·cv useful MACs per k step (once per round).
+                if self.c_sl.q.val() == self.ilv_last.val() {
+                    self.c_macs.d.next =
+                        self.c_macs.q.val() + bit_cast::<64, 32>(self.c_rvcv.q.val());
+                }
+            } else if (self.cs.q.val() == ComputeState::Wait) & !self.job_ready.val() {
                 self.c_read.d.next = self.c_read.q.val() + 1;
-            } else if (self.state.q.val() == State::WaitCapture)
-                | (self.state.q.val() == State::Drain)
-                | (self.state.q.val() == State::DrainWait)
-                | (self.state.q.val() == State::DrainShift)
+            } else if ((self.cs.q.val() == ComputeState::Wait)
+                & self.c_first.q.val()
+                & !self.d_ready.q.val())
+                | (self.cs.q.val() == ComputeState::FlushWait)
+                | ((self.state.q.val() == State::Run)
+                    & (self.cs.q.val() == ComputeState::Idle)
+                    & (self.dst.q.val() != DrainState::Idle))
             {
                 self.c_write.d.next = self.c_write.q.val() + 1;
-            } else if self.state.q.val() == State::Compute {
-                // rv·cv useful MACs per k step (once per round).
-                if self.go.val() & (self.sl.q.val() == self.ilv_last.val()) {
-                    self.c_macs.d.next =
-                        self.c_macs.q.val() + bit_cast::<64, 32>(self.rvcv.q.val());
-                }
             } else {
                 self.c_other.d.next = self.c_other.q.val() + 1;
             }
@@ -1058,8 +1581,13 @@ impl Logic for Controller {
 
         if self.reset.val() {
             self.state.d.next = State::Idle;
+            self.ls.d.next = LoadState::Idle;
+            self.cs.d.next = ComputeState::Idle;
+            self.dst.d.next = DrainState::Idle;
+            self.d_ready.d.next = false;
+            self.abort.d.next = false;
             self.ph.d.next = 0.into();
-            self.sl.d.next = 0.into();
+            self.c_sl.d.next = 0.into();
             self.n_completed.d.next = 0.into();
             self.n_errors.d.next = 0.into();
             self.last_error.d.next = 0.into();

@@ -1,5 +1,7 @@
-//! The DMA engine: an AXI4 read engine and write engine that move one element per cycle
-//! between memory and the array's buffers.
+//! The DMA engine: an AXI4 read engine and write engine between memory and the array's
+//! buffers. The read engine either hands out one element per cycle (start values) or, in *raw*
+//! mode, every beat as it arrives (operand rows, written into the buffers a beat at a time);
+//! the write engine takes one element per cycle.
 //!
 //! Memory port protocol (AXI4 subset, documented in docs/hardware.md): 32-bit byte addresses,
 //! 128-bit data, INCR bursts of full-width beats (so `arsize`/`awsize` = 16 bytes and
@@ -39,6 +41,9 @@ pub struct DmaRead {
     pub count: Signal<In, Bits<16>>,
     /// log2 of the element size in bytes (0, 1 or 2).
     pub esz: Signal<In, Bits<2>>,
+    /// Raw mode (sampled with `start`): hand out whole beats on `beat_valid`/`beat_data`
+    /// instead of elements, accepting one per cycle.
+    pub raw: Signal<In, Bit>,
     /// A transfer is in progress.
     pub busy: Signal<Out, Bit>,
     /// Some read of the current or last transfer had a non-OKAY response.
@@ -49,6 +54,11 @@ pub struct DmaRead {
     pub elem_data: Signal<Out, Bits<32>>,
     /// Its index within the transfer.
     pub elem_index: Signal<Out, Bits<16>>,
+    /// Raw mode: `beat_data` is the next beat of the transfer (the beat holding the first
+    /// byte first), this cycle only.
+    pub beat_valid: Signal<Out, Bit>,
+    /// Raw mode: the beat, as it comes from `rdata`.
+    pub beat_data: Signal<Out, Bits<128>>,
     /// AXI read address.
     pub araddr: Signal<Out, Bits<32>>,
     /// AXI burst length minus one.
@@ -79,6 +89,7 @@ pub struct DmaRead {
     beat: DFF<Bits<128>>,
     err: DFF<Bit>,
     size: DFF<Bits<2>>,
+    raw_q: DFF<Bit>,
     to4k: Signal<Local, Bits<16>>,
     len: Signal<Local, Bits<16>>,
     lane_shift: Signal<Local, Bits<8>>,
@@ -100,11 +111,14 @@ impl DmaRead {
             addr: Default::default(),
             count: Default::default(),
             esz: Default::default(),
+            raw: Default::default(),
             busy: Default::default(),
             error: Default::default(),
             elem_valid: Default::default(),
             elem_data: Default::default(),
             elem_index: Default::default(),
+            beat_valid: Default::default(),
+            beat_data: Default::default(),
             araddr: Default::default(),
             arlen: Default::default(),
             arvalid: Default::default(),
@@ -125,6 +139,7 @@ impl DmaRead {
             beat: Default::default(),
             err: Default::default(),
             size: Default::default(),
+            raw_q: Default::default(),
             to4k: Default::default(),
             len: Default::default(),
             lane_shift: Default::default(),
@@ -139,13 +154,15 @@ impl Logic for DmaRead {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ptr, remaining, index, next_ar, beats_left, burst_left, beat, err,
-            size
+            size, raw_q
         );
         self.busy.next = self.state.q.val() != ReadState::Idle;
         self.error.next = self.err.q.val();
         self.arvalid.next = false;
         self.rready.next = false;
         self.elem_valid.next = false;
+        self.beat_valid.next = false;
+        self.beat_data.next = self.rdata.val();
         self.araddr.next = self.next_ar.q.val();
         // Burst length: what is left, cut at the 4 KiB boundary and at max_burst.
         self.to4k.next = bit_cast::<16, 32>((4096 - (self.next_ar.q.val() & 0xFFF)) >> 4);
@@ -183,6 +200,7 @@ impl Logic for DmaRead {
                             >> 4,
                     );
                     self.size.d.next = self.esz.val();
+                    self.raw_q.d.next = self.raw.val();
                     self.err.d.next = false;
                     self.state.d.next = ReadState::Addr;
                 }
@@ -206,6 +224,17 @@ impl Logic for DmaRead {
                     }
                     self.burst_left.d.next = self.burst_left.q.val() - 1;
                     self.state.d.next = ReadState::Extract;
+                    if self.raw_q.q.val() {
+                        // A beat per cycle: the consumer takes it from `beat_data` now.
+                        self.beat_valid.next = true;
+                        self.state.d.next = ReadState::Data;
+                        if self.burst_left.q.val() == 1 {
+                            self.state.d.next = ReadState::Addr;
+                            if self.beats_left.q.val() == 0 {
+                                self.state.d.next = ReadState::Idle;
+                            }
+                        }
+                    }
                 }
             }
             ReadState::Extract => {
@@ -305,6 +334,7 @@ pub struct DmaWrite {
     strb: DFF<Bits<16>>,
     aw_done: DFF<Bit>,
     w_done: DFF<Bit>,
+    b_pending: DFF<Bit>,
     err: DFF<Bit>,
     size: DFF<Bits<2>>,
     lane_shift: Signal<Local, Bits<8>>,
@@ -317,8 +347,8 @@ impl Logic for DmaWrite {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, ptr, remaining, index, beat_addr, data, strb, aw_done, w_done, err,
-            size
+            self, clock, state, ptr, remaining, index, beat_addr, data, strb, aw_done, w_done,
+            b_pending, err, size
         );
         self.busy.next = self.state.q.val() != WriteState::Idle;
         self.error.next = self.err.q.val();
@@ -331,7 +361,14 @@ impl Logic for DmaWrite {
         self.wstrb.next = self.strb.q.val();
         self.wlast.next = true;
         self.wvalid.next = false;
-        self.bready.next = false;
+        // The previous beat's response may come while the next beat fills.
+        self.bready.next = self.b_pending.q.val();
+        if self.b_pending.q.val() & self.bvalid.val() {
+            self.b_pending.d.next = false;
+            if self.bresp.val() != 0 {
+                self.err.d.next = true;
+            }
+        }
         self.lane_shift.next = bit_cast::<8, 4>(self.ptr.q.val().get_bits::<4>(0)) << 3;
         self.elem_mask.next = 0xFF.into();
         self.byte_mask.next = 1.into();
@@ -379,32 +416,37 @@ impl Logic for DmaWrite {
                 }
             }
             WriteState::Send => {
-                self.awvalid.next = !self.aw_done.q.val();
-                self.wvalid.next = !self.w_done.q.val();
-                if self.awready.val() {
-                    self.aw_done.d.next = true;
-                }
-                if self.wready.val() {
-                    self.w_done.d.next = true;
-                }
-                if (self.aw_done.q.val() | self.awready.val())
-                    & (self.w_done.q.val() | self.wready.val())
-                {
-                    self.state.d.next = WriteState::Resp;
+                // One write in flight at a time: the beat goes once the last one is answered.
+                if !self.b_pending.q.val() {
+                    self.awvalid.next = !self.aw_done.q.val();
+                    self.wvalid.next = !self.w_done.q.val();
+                    if self.awready.val() {
+                        self.aw_done.d.next = true;
+                    }
+                    if self.wready.val() {
+                        self.w_done.d.next = true;
+                    }
+                    if (self.aw_done.q.val() | self.awready.val())
+                        & (self.w_done.q.val() | self.wready.val())
+                    {
+                        self.state.d.next = WriteState::Resp;
+                        if self.remaining.q.val() != 0 {
+                            self.b_pending.d.next = true;
+                            self.data.d.next = 0.into();
+                            self.strb.d.next = 0.into();
+                            self.state.d.next = WriteState::Fill;
+                        }
+                    }
                 }
             }
             WriteState::Resp => {
+                // The last beat's response.
                 self.bready.next = true;
                 if self.bvalid.val() {
                     if self.bresp.val() != 0 {
                         self.err.d.next = true;
                     }
-                    self.data.d.next = 0.into();
-                    self.strb.d.next = 0.into();
-                    self.state.d.next = WriteState::Fill;
-                    if self.remaining.q.val() == 0 {
-                        self.state.d.next = WriteState::Idle;
-                    }
+                    self.state.d.next = WriteState::Idle;
                 }
             }
             _ => {
@@ -413,6 +455,7 @@ impl Logic for DmaWrite {
         }
         if self.reset.val() {
             self.state.d.next = WriteState::Idle;
+            self.b_pending.d.next = false;
             self.err.d.next = false;
         }
     }
@@ -647,6 +690,77 @@ mod tests {
         assert!(err, "an SLVERR must be reported");
         let (_, err) = read(&mut mem, &mut dma, 0, 4, 2);
         assert!(!err, "the error flag clears at the next transfer");
+    }
+
+    /// A raw-mode read: the beats in order, and the error flag.
+    fn read_raw(mem: &mut Memory, dma: &mut DmaRead, addr: u64, bytes: u64) -> (Vec<u128>, bool) {
+        dma.start.next = true;
+        dma.raw.next = true;
+        dma.addr.next = addr.into();
+        dma.count.next = bytes.into();
+        dma.esz.next = 0u64.into();
+        let mut out = Vec::new();
+        for cycle in 0..10_000 {
+            let o = mem.outputs();
+            dma.arready.next = o.arready;
+            dma.rdata.next = o.rdata.to_bits();
+            dma.rresp.next = o.rresp.into();
+            dma.rlast.next = o.rlast;
+            dma.rvalid.next = o.rvalid;
+            settle(dma);
+            if cycle > 0 && !dma.busy.val() {
+                dma.raw.next = false;
+                return (out, dma.error.val());
+            }
+            assert!(!dma.elem_valid.val(), "raw mode hands out no elements");
+            if dma.beat_valid.val() {
+                let beat = dma.beat_data.val();
+                out.push(
+                    u128::from(beat.get_bits::<64>(0).to_u64())
+                        | u128::from(beat.get_bits::<64>(64).to_u64()) << 64,
+                );
+            }
+            let m = MasterOut {
+                araddr: dma.araddr.val().to_u64(),
+                arlen: dma.arlen.val().to_u64(),
+                arvalid: dma.arvalid.val(),
+                rready: dma.rready.val(),
+                ..Default::default()
+            };
+            mem.edge(&m, &o);
+            tick(dma, |d| &mut d.clock);
+            dma.start.next = false;
+        }
+        panic!("raw read never finished");
+    }
+
+    #[test]
+    fn raw_reads_hand_out_every_beat_once_in_order() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let mut mem = Memory::new(3 * 4096);
+        rng.fill(&mut mem.bytes[..]);
+        let mut dma = DmaRead::new(4);
+        dma.connect_all();
+        dma.reset.next = true;
+        tick(&mut dma, |d| &mut d.clock);
+        dma.reset.next = false;
+        for (addr, bytes) in [(0u64, 16u64), (3, 16), (4090, 40), (17, 200), (8190, 1)] {
+            let (got, err) = read_raw(&mut mem, &mut dma, addr, bytes);
+            let first = addr & !15;
+            let beats = (addr - first + bytes).div_ceil(16);
+            let want: Vec<u128> = (0..beats)
+                .map(|b| {
+                    let at = (first + 16 * b) as usize;
+                    u128::from_le_bytes(mem.bytes[at..at + 16].try_into().unwrap())
+                })
+                .collect();
+            assert_eq!(got, want, "raw read of {bytes} B at {addr}");
+            assert!(!err);
+        }
+        assert!(mem.bursts.iter().all(|&(_, beats)| beats <= 4));
+        // Element mode still works after raw transfers.
+        let (got, _) = read(&mut mem, &mut dma, 5, 2, 0);
+        assert_eq!(got, vec![u32::from(mem.bytes[5]), u32::from(mem.bytes[6])]);
     }
 
     fn write(mem: &mut Memory, dma: &mut DmaWrite, addr: u64, data: &[u32], esz: u64) -> bool {

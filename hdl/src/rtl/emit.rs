@@ -21,13 +21,16 @@ pub const TOP_MODULE: &str = "top";
 /// Elaborates `config` and returns deduplicated Verilog whose top module is [`TOP_MODULE`].
 pub fn verilog(config: &HdlConfig) -> Result<String, ConfigError> {
     config.validate()?;
+    // The buffers' address width: two halves of `kdepth` k steps.
     let raw = match config.kdepth {
-        16 => raw_verilog::<4>(config),
-        32 => raw_verilog::<5>(config),
-        64 => raw_verilog::<6>(config),
-        128 => raw_verilog::<7>(config),
-        256 => raw_verilog::<8>(config),
-        other => unreachable!("validate() accepts only 16..=256 powers of two, got {other}"),
+        16 => raw_verilog::<5>(config),
+        32 => raw_verilog::<6>(config),
+        64 => raw_verilog::<7>(config),
+        128 => raw_verilog::<8>(config),
+        256 => raw_verilog::<9>(config),
+        512 => raw_verilog::<10>(config),
+        1024 => raw_verilog::<11>(config),
+        other => unreachable!("validate() accepts only 16..=1024 powers of two, got {other}"),
     };
     Ok(dedup_modules(&raw))
 }
@@ -46,8 +49,8 @@ pub fn pe_verilog(interleave: usize) -> Result<String, ConfigError> {
     Ok(dedup_modules(&generate_verilog(&pe)))
 }
 
-fn raw_verilog<const KAW: usize>(config: &HdlConfig) -> String {
-    let mut uut = Accelerator::<KAW>::new(config);
+fn raw_verilog<const AW: usize>(config: &HdlConfig) -> String {
+    let mut uut = Accelerator::<AW>::new(config);
     uut.connect_all();
     generate_verilog(&uut)
 }

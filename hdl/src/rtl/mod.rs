@@ -30,7 +30,8 @@ pub struct HdlConfig {
     pub rows: usize,
     /// Array columns C (1..=255).
     pub cols: usize,
-    /// Operand buffer depth in k steps: a power of two, 16..=256.
+    /// k steps per operand buffer half (the chunk length): a power of two, 16..=1024. A GEMM
+    /// with K up to this keeps its A panel on chip across column tiles.
     pub kdepth: usize,
     /// Command queue slots (1..=255).
     pub queue_depth: usize,
@@ -49,7 +50,7 @@ impl Default for HdlConfig {
         HdlConfig {
             rows: 4,
             cols: 4,
-            kdepth: 64,
+            kdepth: 256,
             queue_depth: 4,
             max_burst: 16,
             precisions: PrecisionCode::ALL.to_vec(),
@@ -82,9 +83,9 @@ impl HdlConfig {
                 self.rows, self.cols
             ));
         }
-        if !self.kdepth.is_power_of_two() || !(16..=256).contains(&self.kdepth) {
+        if !self.kdepth.is_power_of_two() || !(16..=1024).contains(&self.kdepth) {
             return err(format!(
-                "buffer depth {}: must be a power of two between 16 and 256",
+                "buffer depth {}: must be a power of two between 16 and 1024",
                 self.kdepth
             ));
         }
@@ -102,12 +103,6 @@ impl HdlConfig {
                 "interleave {}: must be one of {:?}",
                 self.interleave,
                 pe::INTERLEAVES
-            ));
-        }
-        if self.kdepth < 2 * self.interleave {
-            return err(format!(
-                "buffer depth {} with interleave {}: the depth must be at least 2·L",
-                self.kdepth, self.interleave
             ));
         }
         if self.precisions.is_empty() {

@@ -78,9 +78,9 @@ pub struct AxiPort {
     pub bready: Signal<Out, Bit>,
 }
 
-/// The accelerator, with operand buffers of `2^KAW` k steps.
+/// The accelerator, with operand buffers of `2^AW` words: two halves of `2^(AW−1)` k steps.
 #[derive(LogicBlock)]
-pub struct Accelerator<const KAW: usize> {
+pub struct Accelerator<const AW: usize> {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// Synchronous reset, active high.
@@ -94,16 +94,16 @@ pub struct Accelerator<const KAW: usize> {
     regs: RegFile,
     queue: CmdQueue,
     ctrl: Controller,
-    core: ArrayCore<KAW>,
+    core: ArrayCore<AW>,
     rd: DmaRead,
     wr: DmaWrite,
     conv: OutConv,
 }
 
-impl<const KAW: usize> Accelerator<KAW> {
-    /// Builds the accelerator for `config` (whose `kdepth` must be `2^KAW`).
+impl<const AW: usize> Accelerator<AW> {
+    /// Builds the accelerator for `config` (whose `kdepth` must be `2^(AW−1)`).
     pub fn new(config: &HdlConfig) -> Self {
-        assert_eq!(config.kdepth, 1 << KAW, "kdepth must equal 2^KAW");
+        assert_eq!(config.kdepth, 1 << (AW - 1), "kdepth must equal 2^(AW−1)");
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -115,7 +115,7 @@ impl<const KAW: usize> Accelerator<KAW> {
             ctrl: Controller::new(
                 config.rows,
                 config.cols,
-                KAW,
+                AW - 1,
                 config.interleave,
                 config.precision_mask(),
             ),
@@ -127,7 +127,7 @@ impl<const KAW: usize> Accelerator<KAW> {
     }
 }
 
-impl<const KAW: usize> Logic for Accelerator<KAW> {
+impl<const AW: usize> Logic for Accelerator<AW> {
     #[hdl_gen]
     fn update(&mut self) {
         // Clocks and resets.
@@ -176,17 +176,18 @@ impl<const KAW: usize> Logic for Accelerator<KAW> {
         self.core.prec.next = self.ctrl.prec.val();
         self.core.a_we.next = self.ctrl.a_we.val();
         self.core.a_wsel.next = self.ctrl.a_wsel.val();
-        self.core.a_waddr.next = bit_cast::<KAW, 16>(self.ctrl.a_waddr.val());
+        self.core.a_waddr.next = bit_cast::<AW, 16>(self.ctrl.a_waddr.val());
         self.core.a_wdata.next = self.ctrl.a_wdata.val();
         self.core.b_we.next = self.ctrl.b_we.val();
-        self.core.b_wsel.next = self.ctrl.b_wsel.val();
-        self.core.b_waddr.next = bit_cast::<KAW, 16>(self.ctrl.b_waddr.val());
+        self.core.b_wword.next = self.ctrl.b_wword.val();
+        self.core.b_waddr.next = bit_cast::<AW, 16>(self.ctrl.b_waddr.val());
         self.core.b_wdata.next = self.ctrl.b_wdata.val();
         self.core.step.next = self.ctrl.step.val();
         self.core.step_first.next = self.ctrl.step_first.val();
         self.core.step_mark.next = self.ctrl.step_mark.val();
-        self.core.step_addr.next = bit_cast::<KAW, 16>(self.ctrl.step_addr.val());
-        self.core.step_addr_a.next = bit_cast::<KAW, 16>(self.ctrl.step_addr_a.val());
+        self.core.step_addr.next = bit_cast::<AW, 16>(self.ctrl.step_addr.val());
+        self.core.step_addr_a.next = bit_cast::<AW, 16>(self.ctrl.step_addr_a.val());
+        self.core.step_lane.next = self.ctrl.step_lane.val();
         self.core.ci_we.next = self.ctrl.ci_we.val();
         self.core.ci_wsel.next = self.ctrl.ci_wsel.val();
         self.core.ci_wdata.next = self.ctrl.ci_wdata.val();
@@ -199,11 +200,14 @@ impl<const KAW: usize> Logic for Accelerator<KAW> {
         self.rd.addr.next = self.ctrl.rd_addr.val();
         self.rd.count.next = self.ctrl.rd_count.val();
         self.rd.esz.next = self.ctrl.rd_esz.val();
+        self.rd.raw.next = self.ctrl.rd_raw.val();
         self.ctrl.rd_busy.next = self.rd.busy.val();
         self.ctrl.rd_error.next = self.rd.error.val();
         self.ctrl.rd_valid.next = self.rd.elem_valid.val();
         self.ctrl.rd_data.next = self.rd.elem_data.val();
         self.ctrl.rd_index.next = self.rd.elem_index.val();
+        self.ctrl.rd_beat_valid.next = self.rd.beat_valid.val();
+        self.ctrl.rd_beat_data.next = self.rd.beat_data.val();
 
         // Array drain → output conversion → DMA write.
         self.conv.code.next = self.ctrl.oc_code.val();
@@ -257,10 +261,11 @@ mod tests {
     use golden::numerics::{OutputFormat, Precision, Requant};
     use rand::{Rng, SeedableRng};
 
-    const KAW: usize = 4;
+    /// Buffer address width: two halves of 16 k steps.
+    const AW: usize = 5;
 
     struct Harness {
-        acc: Box<Accelerator<KAW>>,
+        acc: Box<Accelerator<AW>>,
         mem: Memory,
         cycles: u64,
     }
@@ -269,7 +274,7 @@ mod tests {
         HdlConfig {
             rows: 2,
             cols: 3,
-            kdepth: 1 << KAW,
+            kdepth: 1 << (AW - 1),
             queue_depth: 2,
             max_burst: 4,
             precisions: PrecisionCode::ALL.to_vec(),
@@ -279,7 +284,7 @@ mod tests {
 
     impl Harness {
         fn new(config: &HdlConfig) -> Self {
-            let mut acc = Box::new(Accelerator::<KAW>::new(config));
+            let mut acc = Box::new(Accelerator::<AW>::new(config));
             acc.connect_all();
             let mut h = Harness {
                 acc,
@@ -411,7 +416,11 @@ mod tests {
         let (m, n, k) = (spec.m, spec.n, spec.k);
         // Row strides with a little padding; padding bytes must survive.
         let (lda, ldb, ldc, ldd) = (k * eb + 2 * 4, n * eb + 4, n * 4 + 4, n * ob + 4);
-        let (a_at, b_at, c_at, d_at) = (0x0100usize, 0x2000usize, 0x4000usize, 0x6000usize);
+        // Operands at element-aligned but not beat-aligned addresses (varied by the seed), so
+        // rows start anywhere in a beat.
+        let s = seed as usize;
+        let (a_at, b_at) = (0x0100 + eb * (s % 8), 0x2000 + eb * (s / 2 % 8));
+        let (c_at, d_at) = (0x4000 + 4 * (s % 4), 0x6000 + ob * (s % 5));
         let elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
             match spec.precision.operand_format() {
                 None => vec![rng.random::<u8>()],
@@ -529,6 +538,37 @@ mod tests {
         let macs =
             u64::from(h.read(regmap::PERF_MACS_LO)) | u64::from(h.read(regmap::PERF_MACS_HI)) << 32;
         assert_eq!(macs, 5 * 4 * 19 + 3 * 7 * 5 + 2 * 3 + 2 * 4 * 5 * 17);
+        assert!(h.read(regmap::PERF_BUSY) > 0);
+    }
+
+    /// Several row and column tiles, with K that fits a buffer half (A panels reused across
+    /// column tiles, loaded into alternate halves) and K that does not (A and B per chunk):
+    /// every process runs beside the others, including the drain reading C while the loader
+    /// reads operands.
+    #[test]
+    fn multi_tile_gemms_overlap_loads_compute_and_drain() {
+        let mut h = Harness::new(&config());
+        let tile_rows = 2 * 2;
+        let mut s = GemmSpec::new(Precision::Bf16, 3 * tile_rows + 1, 10, 16);
+        s.accumulate = true;
+        s.output = OutputFormat::Bf16;
+        gemm_case(&mut h, s, 11);
+        s = GemmSpec::new(Precision::Int8, 2 * tile_rows + 3, 7, 33);
+        gemm_case(&mut h, s, 12);
+        s = GemmSpec::new(Precision::Fp16, tile_rows, 20, 3);
+        s.accumulate = true;
+        gemm_case(&mut h, s, 13);
+        s = GemmSpec::new(Precision::Int8, 3 * tile_rows, 9, 8);
+        s.accumulate = true;
+        s.output = OutputFormat::I8(Requant {
+            multiplier: 3 << 18,
+            shift: 23,
+            zero_point: 5,
+        });
+        gemm_case(&mut h, s, 14);
+        let macs =
+            u64::from(h.read(regmap::PERF_MACS_LO)) | u64::from(h.read(regmap::PERF_MACS_HI)) << 32;
+        assert_eq!(macs, 13 * 10 * 16 + 11 * 7 * 33 + 4 * 20 * 3 + 12 * 9 * 8);
         assert!(h.read(regmap::PERF_BUSY) > 0);
     }
 
