@@ -97,16 +97,14 @@ enum State {
 enum LoadState {
     Idle,
     Job,
-    BWait,
-    BIssue,
-    BData,
-    BFlush,
-    BNext,
     AWait,
     AIssue,
     AData,
     AFlush,
-    ANext,
+    BWait,
+    BIssue,
+    BData,
+    BFlush,
     Ready,
     Advance,
 }
@@ -225,6 +223,12 @@ pub struct Controller {
     pub rd_esz: Signal<Out, Bits<2>>,
     /// DMA read hands out beats (operand rows) instead of elements.
     pub rd_raw: Signal<Out, Bit>,
+    /// DMA read rows (raw mode).
+    pub rd_rows: Signal<Out, Bits<16>>,
+    /// DMA read row stride in bytes (raw mode).
+    pub rd_stride: Signal<Out, Bits<32>>,
+    /// The loader takes a beat this cycle (raw mode).
+    pub rd_beat_ready: Signal<Out, Bit>,
     /// DMA read busy.
     pub rd_busy: Signal<In, Bit>,
     /// DMA read error.
@@ -390,6 +394,14 @@ pub struct Controller {
     l_raddr: Signal<Local, Bits<32>>,
     l_rcount: Signal<Local, Bits<16>>,
     l_words: Signal<Local, Bits<16>>,
+    l_rrows: Signal<Local, Bits<16>>,
+    l_rstride: Signal<Local, Bits<32>>,
+    l_bytes: Signal<Local, Bits<16>>,
+    l_beats: Signal<Local, Bits<16>>,
+    l_row_end: Signal<Local, Bit>,
+    l_flush: Signal<Local, Bit>,
+    l_next_row: Signal<Local, Bits<32>>,
+    l_beat_ready: Signal<Local, Bit>,
     l_cur: Signal<Local, Bits<128>>,
     l_cat: Signal<Local, Bits<256>>,
     l_offbits: Signal<Local, Bits<9>>,
@@ -486,6 +498,9 @@ impl Controller {
             rd_count: Default::default(),
             rd_esz: Default::default(),
             rd_raw: Default::default(),
+            rd_rows: Default::default(),
+            rd_stride: Default::default(),
+            rd_beat_ready: Default::default(),
             rd_busy: Default::default(),
             rd_error: Default::default(),
             rd_valid: Default::default(),
@@ -622,6 +637,14 @@ impl Controller {
             l_raddr: Default::default(),
             l_rcount: Default::default(),
             l_words: Default::default(),
+            l_rrows: Default::default(),
+            l_rstride: Default::default(),
+            l_bytes: Default::default(),
+            l_beats: Default::default(),
+            l_row_end: Default::default(),
+            l_flush: Default::default(),
+            l_next_row: Default::default(),
+            l_beat_ready: Default::default(),
             l_cur: Default::default(),
             l_cat: Default::default(),
             l_offbits: Default::default(),
@@ -901,17 +924,26 @@ impl Logic for Controller {
         // A row of the transfer in flight: words of 16 bytes, realigned from the beats. With
         // the row starting at byte `l_off` of its first beat, word w is bytes
         // l_off + 16w .. l_off + 16w + 15, taken from beats w and w + 1.
+        self.l_beat_ready.next = false;
         self.l_req.next = false;
         self.l_raddr.next = self.l_ptr.q.val();
         self.l_rcount.next = bit_cast::<16, 8>(self.l_cv.q.val());
-        self.l_words.next = ((bit_cast::<16, 8>(self.l_cv.q.val()) << self.esz.val()) + 15) >> 4;
+        self.l_rrows.next = self.l_kc.q.val();
+        self.l_rstride.next = self.f_ldb.val();
         if (self.ls.q.val() == LoadState::AIssue)
             | (self.ls.q.val() == LoadState::AData)
             | (self.ls.q.val() == LoadState::AFlush)
         {
             self.l_rcount.next = self.l_kc.q.val();
-            self.l_words.next = ((self.l_kc.q.val() << self.esz.val()) + 15) >> 4;
+            self.l_rrows.next = self.l_rv.q.val();
+            self.l_rstride.next = self.f_lda.val();
         }
+        self.l_bytes.next = self.l_rcount.val() << self.esz.val();
+        self.l_words.next = (self.l_bytes.val() + 15) >> 4;
+        self.l_beats.next = (bit_cast::<16, 4>(self.l_off.q.val()) + self.l_bytes.val() + 15) >> 4;
+        self.l_row_end.next = self.l_bi.q.val() + 1 == self.l_beats.val();
+        self.l_flush.next = (self.l_off.q.val() != 0) & (self.l_beats.val() == self.l_words.val());
+        self.l_next_row.next = self.l_ptr.q.val() + self.l_rstride.val();
         self.l_cur.next = self.rd_beat_data.val();
         if (self.ls.q.val() == LoadState::AFlush) | (self.ls.q.val() == LoadState::BFlush) {
             self.l_cur.next = 0.into();
@@ -974,49 +1006,6 @@ impl Logic for Controller {
                 self.l_anew.d.next = !self.resident.val() | (self.lj0.q.val() == 0);
                 self.ls.d.next = LoadState::AWait;
             }
-            LoadState::BWait => {
-                // Job n − 2 used this half.
-                if self.c_ndone.q.val() + 1 >= self.l_njob.q.val() {
-                    self.l_t.d.next = 0.into();
-                    self.l_ptr.d.next = self.l_bk0.q.val() + (self.lj0.q.val() << self.esz.val());
-                    self.ls.d.next = LoadState::BIssue;
-                }
-            }
-            LoadState::BIssue => {
-                self.l_req.next = true;
-                if self.grant_l.val() {
-                    self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
-                    self.l_bi.d.next = 0.into();
-                    self.ls.d.next = LoadState::BData;
-                }
-            }
-            LoadState::BData => {
-                self.b_we.next = self.l_wr.val();
-                if self.rd_beat_valid.val() {
-                    self.l_prev.d.next = self.rd_beat_data.val();
-                    self.l_bi.d.next = self.l_bi.q.val() + 1;
-                }
-                if !self.rd_busy.val() {
-                    self.ls.d.next = LoadState::BNext;
-                    if (self.l_off.q.val() != 0) & (self.l_bi.q.val() == self.l_words.val()) {
-                        self.ls.d.next = LoadState::BFlush;
-                    }
-                }
-            }
-            LoadState::BFlush => {
-                // The row's last word lies in its last beat alone.
-                self.b_we.next = true;
-                self.l_bi.d.next = self.l_bi.q.val() + 1;
-                self.ls.d.next = LoadState::BNext;
-            }
-            LoadState::BNext => {
-                self.l_ptr.d.next = self.l_ptr.q.val() + self.f_ldb.val();
-                self.l_t.d.next = self.l_t.q.val() + 1;
-                self.ls.d.next = LoadState::BIssue;
-                if self.l_t.q.val() + 1 == self.l_kc.q.val() {
-                    self.ls.d.next = LoadState::Ready;
-                }
-            }
             LoadState::AWait => {
                 if !self.l_anew.q.val() {
                     self.ls.d.next = LoadState::BWait;
@@ -1030,6 +1019,7 @@ impl Logic for Controller {
                 }
             }
             LoadState::AIssue => {
+                // The panel's rows in one transfer.
                 self.l_req.next = true;
                 if self.grant_l.val() {
                     self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
@@ -1038,30 +1028,78 @@ impl Logic for Controller {
                 }
             }
             LoadState::AData => {
+                self.l_beat_ready.next = true;
                 self.a_we.next = self.l_wr.val();
                 if self.rd_beat_valid.val() {
                     self.l_prev.d.next = self.rd_beat_data.val();
                     self.l_bi.d.next = self.l_bi.q.val() + 1;
-                }
-                if !self.rd_busy.val() {
-                    self.ls.d.next = LoadState::ANext;
-                    if (self.l_off.q.val() != 0) & (self.l_bi.q.val() == self.l_words.val()) {
-                        self.ls.d.next = LoadState::AFlush;
+                    if self.l_row_end.val() {
+                        if self.l_flush.val() {
+                            self.ls.d.next = LoadState::AFlush;
+                        } else {
+                            self.l_bi.d.next = 0.into();
+                            self.l_t.d.next = self.l_t.q.val() + 1;
+                            self.l_ptr.d.next = self.l_next_row.val();
+                            self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
+                        }
                     }
+                } else if !self.rd_busy.val() {
+                    self.ls.d.next = LoadState::BWait;
                 }
             }
             LoadState::AFlush => {
+                // The row's last word lies in its last beat alone (the data channel waits).
                 self.a_we.next = true;
-                self.l_bi.d.next = self.l_bi.q.val() + 1;
-                self.ls.d.next = LoadState::ANext;
-            }
-            LoadState::ANext => {
-                self.l_ptr.d.next = self.l_ptr.q.val() + self.f_lda.val();
+                self.l_bi.d.next = 0.into();
                 self.l_t.d.next = self.l_t.q.val() + 1;
-                self.ls.d.next = LoadState::AIssue;
-                if self.l_t.q.val() + 1 == self.l_rv.q.val() {
-                    self.ls.d.next = LoadState::BWait;
+                self.l_ptr.d.next = self.l_next_row.val();
+                self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
+                self.ls.d.next = LoadState::AData;
+            }
+            LoadState::BWait => {
+                // Job n − 2 used this half.
+                if self.c_ndone.q.val() + 1 >= self.l_njob.q.val() {
+                    self.l_t.d.next = 0.into();
+                    self.l_ptr.d.next = self.l_bk0.q.val() + (self.lj0.q.val() << self.esz.val());
+                    self.ls.d.next = LoadState::BIssue;
                 }
+            }
+            LoadState::BIssue => {
+                // The chunk's kc rows of the tile's columns in one transfer.
+                self.l_req.next = true;
+                if self.grant_l.val() {
+                    self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
+                    self.l_bi.d.next = 0.into();
+                    self.ls.d.next = LoadState::BData;
+                }
+            }
+            LoadState::BData => {
+                self.l_beat_ready.next = true;
+                self.b_we.next = self.l_wr.val();
+                if self.rd_beat_valid.val() {
+                    self.l_prev.d.next = self.rd_beat_data.val();
+                    self.l_bi.d.next = self.l_bi.q.val() + 1;
+                    if self.l_row_end.val() {
+                        if self.l_flush.val() {
+                            self.ls.d.next = LoadState::BFlush;
+                        } else {
+                            self.l_bi.d.next = 0.into();
+                            self.l_t.d.next = self.l_t.q.val() + 1;
+                            self.l_ptr.d.next = self.l_next_row.val();
+                            self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
+                        }
+                    }
+                } else if !self.rd_busy.val() {
+                    self.ls.d.next = LoadState::Ready;
+                }
+            }
+            LoadState::BFlush => {
+                self.b_we.next = true;
+                self.l_bi.d.next = 0.into();
+                self.l_t.d.next = self.l_t.q.val() + 1;
+                self.l_ptr.d.next = self.l_next_row.val();
+                self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
+                self.ls.d.next = LoadState::BData;
             }
             LoadState::Ready => {
                 // Job loaded; advance k, then columns, then row tiles.
@@ -1363,6 +1401,9 @@ impl Logic for Controller {
         self.rd_count.next = self.l_rcount.val();
         self.rd_esz.next = self.esz.val();
         self.rd_raw.next = true;
+        self.rd_rows.next = self.l_rrows.val();
+        self.rd_stride.next = self.l_rstride.val();
+        self.rd_beat_ready.next = self.l_beat_ready.val();
         if self.d_req.val() {
             self.rd_addr.next = self.di_ptr.q.val() + (self.di_j0.q.val() << 2);
             self.rd_count.next = bit_cast::<16, 8>(self.di_cv.val());

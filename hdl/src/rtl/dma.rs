@@ -24,6 +24,8 @@ enum ReadState {
     Addr,
     Data,
     Extract,
+    Raw,
+    RawDrain,
 }
 
 /// Reads `count` elements starting at `addr` and emits them one per cycle.
@@ -41,9 +43,17 @@ pub struct DmaRead {
     pub count: Signal<In, Bits<16>>,
     /// log2 of the element size in bytes (0, 1 or 2).
     pub esz: Signal<In, Bits<2>>,
-    /// Raw mode (sampled with `start`): hand out whole beats on `beat_valid`/`beat_data`
-    /// instead of elements, accepting one per cycle.
+    /// Raw mode (sampled with `start`): read `rows` rows of `count` elements, `stride` bytes
+    /// apart, and hand out whole beats on `beat_valid`/`beat_data` instead of elements. The
+    /// read addresses of all rows are issued back to back, ahead of the data, so that the
+    /// memory's latency is paid once per transfer, not per row.
     pub raw: Signal<In, Bit>,
+    /// Raw mode: number of rows (≥ 1).
+    pub rows: Signal<In, Bits<16>>,
+    /// Raw mode: bytes from one row's start to the next's.
+    pub stride: Signal<In, Bits<32>>,
+    /// Raw mode: the consumer takes a beat this cycle (low stalls the data channel).
+    pub beat_ready: Signal<In, Bit>,
     /// A transfer is in progress.
     pub busy: Signal<Out, Bit>,
     /// Some read of the current or last transfer had a non-OKAY response.
@@ -54,8 +64,8 @@ pub struct DmaRead {
     pub elem_data: Signal<Out, Bits<32>>,
     /// Its index within the transfer.
     pub elem_index: Signal<Out, Bits<16>>,
-    /// Raw mode: `beat_data` is the next beat of the transfer (the beat holding the first
-    /// byte first), this cycle only.
+    /// Raw mode: `beat_data` is the next beat of the transfer, this cycle only: each row's
+    /// beats in order (the beat holding its first byte first), row after row.
     pub beat_valid: Signal<Out, Bit>,
     /// Raw mode: the beat, as it comes from `rdata`.
     pub beat_data: Signal<Out, Bits<128>>,
@@ -90,6 +100,13 @@ pub struct DmaRead {
     err: DFF<Bit>,
     size: DFF<Bits<2>>,
     raw_q: DFF<Bit>,
+    rows_left: DFF<Bits<16>>,
+    stride_q: DFF<Bits<32>>,
+    in_flight: DFF<Bits<16>>,
+    fl_next: Signal<Local, Bits<16>>,
+    next_row: Signal<Local, Bits<32>>,
+    ar_fire: Signal<Local, Bit>,
+    r_fire: Signal<Local, Bit>,
     to4k: Signal<Local, Bits<16>>,
     len: Signal<Local, Bits<16>>,
     lane_shift: Signal<Local, Bits<8>>,
@@ -112,6 +129,9 @@ impl DmaRead {
             count: Default::default(),
             esz: Default::default(),
             raw: Default::default(),
+            rows: Default::default(),
+            stride: Default::default(),
+            beat_ready: Default::default(),
             busy: Default::default(),
             error: Default::default(),
             elem_valid: Default::default(),
@@ -140,6 +160,13 @@ impl DmaRead {
             err: Default::default(),
             size: Default::default(),
             raw_q: Default::default(),
+            rows_left: Default::default(),
+            stride_q: Default::default(),
+            in_flight: Default::default(),
+            fl_next: Default::default(),
+            next_row: Default::default(),
+            ar_fire: Default::default(),
+            r_fire: Default::default(),
             to4k: Default::default(),
             len: Default::default(),
             lane_shift: Default::default(),
@@ -154,7 +181,7 @@ impl Logic for DmaRead {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ptr, remaining, index, next_ar, beats_left, burst_left, beat, err,
-            size, raw_q
+            size, raw_q, rows_left, stride_q, in_flight
         );
         self.busy.next = self.state.q.val() != ReadState::Idle;
         self.error.next = self.err.q.val();
@@ -185,6 +212,33 @@ impl Logic for DmaRead {
         }
         self.elem_index.next = self.index.q.val();
         self.next_ptr.next = self.ptr.q.val() + (bit_cast::<32, 1>(1.into()) << self.size.q.val());
+        // Raw mode: the address side runs ahead; `in_flight` counts beats asked for and not yet
+        // handed out.
+        self.next_row.next = self.ptr.q.val() + self.stride_q.q.val();
+        self.ar_fire.next = false;
+        self.r_fire.next = false;
+        if (self.state.q.val() == ReadState::Raw) | (self.state.q.val() == ReadState::RawDrain) {
+            self.rready.next = self.beat_ready.val() & (self.in_flight.q.val() != 0);
+            self.r_fire.next =
+                self.beat_ready.val() & (self.in_flight.q.val() != 0) & self.rvalid.val();
+            self.beat_valid.next = self.r_fire.val();
+            if self.r_fire.val() & (self.rresp.val() != 0) {
+                self.err.d.next = true;
+            }
+        }
+        if self.state.q.val() == ReadState::Raw {
+            self.arvalid.next = true;
+            self.ar_fire.next = self.arready.val();
+        }
+        self.fl_next.next = self.in_flight.q.val();
+        if self.ar_fire.val() & !self.r_fire.val() {
+            self.fl_next.next = self.in_flight.q.val() + self.len.val();
+        } else if self.ar_fire.val() & self.r_fire.val() {
+            self.fl_next.next = self.in_flight.q.val() + self.len.val() - 1;
+        } else if self.r_fire.val() {
+            self.fl_next.next = self.in_flight.q.val() - 1;
+        }
+        self.in_flight.d.next = self.fl_next.val();
 
         match self.state.q.val() {
             ReadState::Idle => {
@@ -201,8 +255,14 @@ impl Logic for DmaRead {
                     );
                     self.size.d.next = self.esz.val();
                     self.raw_q.d.next = self.raw.val();
+                    self.rows_left.d.next = self.rows.val();
+                    self.stride_q.d.next = self.stride.val();
+                    self.in_flight.d.next = 0.into();
                     self.err.d.next = false;
                     self.state.d.next = ReadState::Addr;
+                    if self.raw.val() {
+                        self.state.d.next = ReadState::Raw;
+                    }
                 }
             }
             ReadState::Addr => {
@@ -224,17 +284,6 @@ impl Logic for DmaRead {
                     }
                     self.burst_left.d.next = self.burst_left.q.val() - 1;
                     self.state.d.next = ReadState::Extract;
-                    if self.raw_q.q.val() {
-                        // A beat per cycle: the consumer takes it from `beat_data` now.
-                        self.beat_valid.next = true;
-                        self.state.d.next = ReadState::Data;
-                        if self.burst_left.q.val() == 1 {
-                            self.state.d.next = ReadState::Addr;
-                            if self.beats_left.q.val() == 0 {
-                                self.state.d.next = ReadState::Idle;
-                            }
-                        }
-                    }
                 }
             }
             ReadState::Extract => {
@@ -253,6 +302,35 @@ impl Logic for DmaRead {
                     if self.burst_left.q.val() == 0 {
                         self.state.d.next = ReadState::Addr;
                     }
+                }
+            }
+            ReadState::Raw => {
+                // One burst address per cycle the memory accepts, row after row.
+                if self.ar_fire.val() {
+                    self.next_ar.d.next =
+                        self.next_ar.q.val() + (bit_cast::<32, 16>(self.len.val()) << 4);
+                    self.beats_left.d.next = self.beats_left.q.val() - self.len.val();
+                    if self.beats_left.q.val() == self.len.val() {
+                        // The row's last burst: on to the next row, or wait for the data.
+                        self.rows_left.d.next = self.rows_left.q.val() - 1;
+                        self.ptr.d.next = self.next_row.val();
+                        self.next_ar.d.next = self.next_row.val() & 0xFFFF_FFF0_u64;
+                        self.beats_left.d.next = bit_cast::<16, 32>(
+                            ((self.next_row.val() & 0xF)
+                                + (bit_cast::<32, 16>(self.remaining.q.val())
+                                    << self.size.q.val())
+                                + 15)
+                                >> 4,
+                        );
+                        if self.rows_left.q.val() == 1 {
+                            self.state.d.next = ReadState::RawDrain;
+                        }
+                    }
+                }
+            }
+            ReadState::RawDrain => {
+                if self.fl_next.val() == 0 {
+                    self.state.d.next = ReadState::Idle;
                 }
             }
             _ => {
@@ -692,21 +770,30 @@ mod tests {
         assert!(!err, "the error flag clears at the next transfer");
     }
 
-    /// A raw-mode read: the beats in order, and the error flag.
-    fn read_raw(mem: &mut Memory, dma: &mut DmaRead, addr: u64, bytes: u64) -> (Vec<u128>, bool) {
+    /// A raw-mode read of `rows` rows of `bytes` bytes, `stride` apart, with the consumer
+    /// refusing beats on the cycles `stall` says: the beats in order, and the error flag.
+    fn read_raw(
+        mem: &mut Memory,
+        dma: &mut DmaRead,
+        (addr, bytes, rows, stride): (u64, u64, u64, u64),
+        stall: &mut impl FnMut() -> bool,
+    ) -> (Vec<u128>, bool) {
         dma.start.next = true;
         dma.raw.next = true;
         dma.addr.next = addr.into();
         dma.count.next = bytes.into();
+        dma.rows.next = rows.into();
+        dma.stride.next = stride.into();
         dma.esz.next = 0u64.into();
         let mut out = Vec::new();
-        for cycle in 0..10_000 {
+        for cycle in 0..100_000 {
             let o = mem.outputs();
             dma.arready.next = o.arready;
             dma.rdata.next = o.rdata.to_bits();
             dma.rresp.next = o.rresp.into();
             dma.rlast.next = o.rlast;
             dma.rvalid.next = o.rvalid;
+            dma.beat_ready.next = !stall();
             settle(dma);
             if cycle > 0 && !dma.busy.val() {
                 dma.raw.next = false;
@@ -735,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_reads_hand_out_every_beat_once_in_order() {
+    fn raw_reads_hand_out_every_rows_beats_once_in_order() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
         let mut mem = Memory::new(3 * 4096);
         rng.fill(&mut mem.bytes[..]);
@@ -744,23 +831,48 @@ mod tests {
         dma.reset.next = true;
         tick(&mut dma, |d| &mut d.clock);
         dma.reset.next = false;
-        for (addr, bytes) in [(0u64, 16u64), (3, 16), (4090, 40), (17, 200), (8190, 1)] {
-            let (got, err) = read_raw(&mut mem, &mut dma, addr, bytes);
-            let first = addr & !15;
-            let beats = (addr - first + bytes).div_ceil(16);
-            let want: Vec<u128> = (0..beats)
-                .map(|b| {
-                    let at = (first + 16 * b) as usize;
+        let mut stalls = rand::rngs::StdRng::seed_from_u64(7);
+        for (n, (addr, bytes, rows, stride)) in [
+            (0u64, 16u64, 1u64, 0u64),
+            (3, 16, 5, 18),
+            (4090, 40, 2, 100),
+            (17, 200, 3, 203),
+            (8190, 1, 1, 0),
+            (4000, 33, 4, 16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Every other transfer with a consumer that stalls a third of the cycles.
+            let mut stall = || n % 2 == 1 && stalls.random_ratio(1, 3);
+            let (got, err) = read_raw(&mut mem, &mut dma, (addr, bytes, rows, stride), &mut stall);
+            let want: Vec<u128> = (0..rows)
+                .flat_map(|r| {
+                    let at = addr + r * stride;
+                    let first = at & !15;
+                    let beats = (at - first + bytes).div_ceil(16);
+                    (0..beats).map(move |b| first + 16 * b)
+                })
+                .map(|at| {
+                    let at = at as usize;
                     u128::from_le_bytes(mem.bytes[at..at + 16].try_into().unwrap())
                 })
                 .collect();
-            assert_eq!(got, want, "raw read of {bytes} B at {addr}");
+            assert_eq!(
+                got, want,
+                "raw read of {rows} × {bytes} B at {addr}, stride {stride}"
+            );
             assert!(!err);
         }
         assert!(mem.bursts.iter().all(|&(_, beats)| beats <= 4));
         // Element mode still works after raw transfers.
         let (got, _) = read(&mut mem, &mut dma, 5, 2, 0);
         assert_eq!(got, vec![u32::from(mem.bytes[5]), u32::from(mem.bytes[6])]);
+        // An error response in raw mode is reported.
+        mem.error_from = 8192;
+        let (_, err) = read_raw(&mut mem, &mut dma, (8000, 64, 3, 100), &mut || false);
+        assert!(err, "an SLVERR must be reported in raw mode");
+        mem.error_from = u64::MAX;
     }
 
     fn write(mem: &mut Memory, dma: &mut DmaWrite, addr: u64, data: &[u32], esz: u64) -> bool {

@@ -201,6 +201,9 @@ impl<const AW: usize> Logic for Accelerator<AW> {
         self.rd.count.next = self.ctrl.rd_count.val();
         self.rd.esz.next = self.ctrl.rd_esz.val();
         self.rd.raw.next = self.ctrl.rd_raw.val();
+        self.rd.rows.next = self.ctrl.rd_rows.val();
+        self.rd.stride.next = self.ctrl.rd_stride.val();
+        self.rd.beat_ready.next = self.ctrl.rd_beat_ready.val();
         self.ctrl.rd_busy.next = self.rd.busy.val();
         self.ctrl.rd_error.next = self.rd.error.val();
         self.ctrl.rd_valid.next = self.rd.elem_valid.val();
