@@ -28,6 +28,7 @@ use super::artifact::{artifact_from_hidden, Artifact, Round};
 use super::config::{Dtype, ModelConfig};
 use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
 use super::inputs::input_embeddings;
+use super::lanes::{self, Term, ROW_LANES};
 use super::math;
 use super::model::{ModelSource, TensorSpec};
 use super::{DeviceError, PocError};
@@ -442,11 +443,14 @@ impl<D: MatmulDevice> Engine<D> {
             overwritten(o, rows * d);
             let attn = &attention.out;
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
-            par_rows(host, h, d, o, d, |h, o| add_residual(h, o, dt));
-            // MLP block.
+            // Residual add and the MLP block's RMSNorm, in one pass over `h`.
             let layer = &self.layers[li];
             let (gate_up_handle, down_handle) = (layer.gate_up, layer.down);
-            par_rmsnorm(host, h, d, &layer.post_norm, c.rms_norm_eps, dt, xn);
+            let (post_norm, eps) = (&layer.post_norm, c.rms_norm_eps);
+            let xn_rows = overwritten(xn, h.len());
+            par_rows_pair(host, h, xn_rows, d, o, |h, xn, o| {
+                with_half!(dt, H => residual_rmsnorm_into::<H>(h, o, d, post_norm, eps, xn));
+            });
             overwritten(gu, rows * 2 * f);
             self.on_device(|dev| dev.matmul_weight(gate_up_handle, xn, rows, out(dt, gu)))?;
             let act_rows = overwritten(act, rows * f);
@@ -459,8 +463,7 @@ impl<D: MatmulDevice> Engine<D> {
             // Residual add, then the network's layer reflection.
             let v = &round.reflections[li];
             par_rows(host, h, d, down, d, |h, down| {
-                add_residual(h, down, dt);
-                reflect_rows(h, d, v, dt);
+                with_half!(dt, H => residual_reflect_rows::<H>(h, down, d, v));
             });
         }
         let normed = rmsnorm_rows(h, d, &self.final_norm, c.rms_norm_eps, dt);
@@ -674,47 +677,37 @@ simd_fn! {
 /// RMSNorm of each `width`-wide row of `x` into `out` (rule 2 of the module documentation).
 ///
 /// Each row's `Σ x²` is a sequential `f32` chain by contract, so one row alone runs at the
-/// latency of an addition per element. Groups of [`NORM_LANES`] rows run their chains side by
-/// side instead, one row per vector lane, each still in index order: the same bits, several
-/// times faster.
+/// latency of an addition per element. Groups of [`ROW_LANES`] rows run their chains side by
+/// side instead ([`lanes::row_sums`]), each still in index order: the same bits, several times faster.
 fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
-    let mut v = vec![0f32; width * NORM_LANES];
-    let mut columns = vec![0f32; width * NORM_LANES];
-    for (rows, outs) in x.chunks(width * NORM_LANES).zip(out.chunks_mut(width * NORM_LANES)) {
+    let mut v = vec![0f32; width * ROW_LANES];
+    for (rows, outs) in x.chunks(width * ROW_LANES).zip(out.chunks_mut(width * ROW_LANES)) {
         let v = &mut v[..rows.len()];
         for (vi, &b) in v.iter_mut().zip(rows) {
             *vi = H::decode(b);
         }
-        let mut sums = [0f32; NORM_LANES];
-        if rows.len() == width * NORM_LANES {
-            for (r, row) in v.chunks_exact(width).enumerate() {
-                for (k, &t) in row.iter().enumerate() {
-                    columns[k * NORM_LANES + r] = t;
-                }
-            }
-            for column in columns.chunks_exact(NORM_LANES) {
-                for (sum, &t) in sums.iter_mut().zip(column) {
-                    *sum += t * t;
-                }
-            }
-        } else {
-            for (sum, row) in sums.iter_mut().zip(v.chunks_exact(width)) {
-                *sum = math::sum_squares(row);
-            }
-        }
-        for ((o, row), &sum) in outs.chunks_exact_mut(width).zip(v.chunks_exact(width)).zip(&sums) {
-            let mean = sum / width as f32;
-            let r = 1.0 / (mean + eps).sqrt();
-            for ((o, &xi), &w) in o.iter_mut().zip(row).zip(weight) {
-                *o = H::round(w * H::decode(H::round(xi * r)));
-            }
-        }
+        normalize_group::<H>(v, width, weight, eps, outs);
     }
 }
 }
 
-/// Rows whose RMSNorm sums run side by side (one per `f32` lane of a 256-bit vector).
-const NORM_LANES: usize = 8;
+/// The second half of [`rmsnorm_into`] for one group of at most [`ROW_LANES`] decoded rows `v`:
+/// the rows' sums of squares side by side, then `round(w · round(x · r))` into `outs`.
+#[inline(always)]
+fn normalize_group<H: Half>(v: &[f32], width: usize, weight: &[f32], eps: f32, outs: &mut [u16]) {
+    let sums = lanes::row_sums(v, width, Term::Square);
+    for ((o, row), &sum) in outs
+        .chunks_exact_mut(width)
+        .zip(v.chunks_exact(width))
+        .zip(&sums)
+    {
+        let mean = sum / width as f32;
+        let r = 1.0 / (mean + eps).sqrt();
+        for ((o, &xi), &w) in o.iter_mut().zip(row).zip(weight) {
+            *o = H::round(w * H::decode(H::round(xi * r)));
+        }
+    }
+}
 
 /// Picks the [`Half`] type of a [`Dtype`] for a generic body: `with_half!(dt, H => body)`.
 macro_rules! with_half {
@@ -828,34 +821,79 @@ fn par_rmsnorm(
     });
 }
 
-/// `h ← round(h + y)` elementwise.
-fn add_residual(h: &mut [u16], y: &[u16], dt: Dtype) {
-    with_half!(dt, H => residual::<H>(h, y));
+/// Like [`par_rows`] for two outputs of the same row width (`a` updated in place, `b` written)
+/// and one input of that width.
+fn par_rows_pair<I: Sync>(
+    host: &HostPool,
+    a: &mut [u16],
+    b: &mut [u16],
+    width: usize,
+    input: &[I],
+    work: impl Fn(&mut [u16], &mut [u16], &[I]) + Sync,
+) {
+    use rayon::prelude::*;
+    let rows = a.len() / width;
+    let threads = host.threads.min(rows).max(1);
+    match &host.pool {
+        Some(pool) if threads > 1 => {
+            let per = rows.div_ceil(threads) * width;
+            pool.install(|| {
+                a.par_chunks_mut(per)
+                    .zip(b.par_chunks_mut(per))
+                    .zip(input.par_chunks(per))
+                    .for_each(|((a, b), i)| work(a, b, i));
+            });
+        }
+        _ => work(a, b, input),
+    }
 }
 
 simd_fn! {
-fn residual<H>(h: &mut [u16], y: &[u16]) {
-    for (a, &b) in h.iter_mut().zip(y) {
-        *a = H::round(H::decode(*a) + H::decode(b));
+/// The attention block's end on each `width`-wide row: the residual add `h ← round(h + y)`,
+/// then the MLP's RMSNorm of the new `h` into `out` (as [`rmsnorm_into`] would compute it from
+/// `h`, without reading `h` back).
+fn residual_rmsnorm_into<H>(
+    h: &mut [u16],
+    y: &[u16],
+    width: usize,
+    weight: &[f32],
+    eps: f32,
+    out: &mut [u16],
+) {
+    let mut v = vec![0f32; width * ROW_LANES];
+    let groups = h
+        .chunks_mut(width * ROW_LANES)
+        .zip(y.chunks(width * ROW_LANES))
+        .zip(out.chunks_mut(width * ROW_LANES));
+    for ((rows, ys), outs) in groups {
+        let v = &mut v[..rows.len()];
+        for ((vi, a), &b) in v.iter_mut().zip(rows.iter_mut()).zip(ys) {
+            *a = H::round(H::decode(*a) + H::decode(b));
+            *vi = H::decode(*a);
+        }
+        normalize_group::<H>(v, width, weight, eps, outs);
     }
 }
 }
 
-/// The layer reflection on each `d`-wide row: decode, [`math::reflect`], round.
-fn reflect_rows(h: &mut [u16], d: usize, v: &[f32], dt: Dtype) {
-    with_half!(dt, H => reflect_rows_h::<H>(h, d, v));
-}
-
 simd_fn! {
-fn reflect_rows_h<H>(h: &mut [u16], d: usize, v: &[f32]) {
-    let mut x = vec![0f32; d];
-    for row in h.chunks_exact_mut(d) {
-        for (xi, &b) in x.iter_mut().zip(row.iter()) {
-            *xi = H::decode(b);
+/// The MLP block's end on each `d`-wide row: the residual add `h ← round(h + y)`, then the
+/// layer reflection ([`math::reflect`]: `round(x − t·v)`, `t = 2·(v·x)` in `f32`). The dot
+/// products of [`ROW_LANES`] rows run side by side ([`lanes::row_sums`]), each in index order.
+fn residual_reflect_rows<H>(h: &mut [u16], y: &[u16], d: usize, v: &[f32]) {
+    let v = &v[..d];
+    let mut x = vec![0f32; d * ROW_LANES];
+    for (rows, ys) in h.chunks_mut(d * ROW_LANES).zip(y.chunks(d * ROW_LANES)) {
+        let x = &mut x[..rows.len()];
+        for ((xi, &a), &b) in x.iter_mut().zip(rows.iter()).zip(ys) {
+            *xi = H::decode(H::round(H::decode(a) + H::decode(b)));
         }
-        math::reflect(&mut x, v);
-        for (b, &xi) in row.iter_mut().zip(&x) {
-            *b = H::round(xi);
+        let dots = lanes::row_sums(x, d, Term::Times(v));
+        for ((row, xr), &dot) in rows.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(&dots) {
+            let t = 2.0 * dot;
+            for ((b, &xi), &vi) in row.iter_mut().zip(xr).zip(v) {
+                *b = H::round(xi - t * vi);
+            }
         }
     }
 }
@@ -1013,7 +1051,7 @@ mod tests {
 
     #[test]
     fn grouped_rmsnorm_equals_one_row_at_a_time() {
-        // 13 rows: one full group of NORM_LANES and a partial one; values spanning magnitudes.
+        // 13 rows: one full group of ROW_LANES and a partial one; values spanning magnitudes.
         let width = 24;
         let mut state = 0x1234_5678u32;
         let x: Vec<u16> = (0..13 * width)
