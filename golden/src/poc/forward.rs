@@ -28,7 +28,7 @@ use super::artifact::{artifact_from_hidden, Artifact, Round};
 use super::config::{Dtype, ModelConfig};
 use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
 use super::inputs::input_embeddings;
-use super::lanes::{self, Term, ROW_LANES};
+use super::lanes::{self, Reduction, ROW_LANES};
 use super::math;
 use super::model::{ModelSource, TensorSpec};
 use super::{DeviceError, PocError};
@@ -159,13 +159,6 @@ struct AttentionScratch {
     ctx: Vec<u16>,
     /// The result: attention output rows, `q_dim` wide.
     out: Vec<u16>,
-}
-
-/// `buf` resized to `len` and filled with zeros, reusing its allocation.
-fn zeroed<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
-    buf.clear();
-    buf.resize(len, T::default());
-    buf
 }
 
 /// `buf` resized to `len`, reusing its allocation, for a caller that overwrites every element
@@ -595,8 +588,8 @@ impl<D: MatmulDevice> Engine<D> {
         };
         self.on_device(|dev| dev.matmul_batch(&spec, qa, kt, MatOut::F32(scores)))?;
         let scale = 1.0f32 / (hd as f32).sqrt();
-        // Masked positions stay +0: exact zero products leave the accumulator unchanged.
-        let probs = zeroed(probs, count * m * s);
+        // Masked positions are +0: exact zero products leave the accumulator unchanged.
+        let probs = overwritten(probs, count * m * s);
         let width = m * s; // one product: m query rows of s scores
         par_rows(host, probs, width, scores, width, |probs, scores| {
             with_half!(dt, H => softmax_rows::<H>(probs, scores, s, &queries, scale));
@@ -630,28 +623,35 @@ impl<D: MatmulDevice> Engine<D> {
 
 simd_fn! {
 /// Causal softmax of `scale ·` each product's score rows (`queries.len()` rows of `s` scores per
-/// product) into probabilities in the dtype; positions after the query stay untouched (+0).
+/// product, row `t` of a product attending to keys `0..=queries[t]`) into probabilities in the
+/// dtype; every position after the query is written `+0`.
+///
+/// The maxima and the sequential sums of [`ROW_LANES`] rows run side by side
+/// ([`lanes::reduce_rows`]); the exponentials are computed for whole rows (those past the query
+/// are never used), so their loop vectorises.
 fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize], scale: f32) {
-    let width = queries.len() * s;
-    let mut e = vec![0f32; s];
-    for (srows, prows) in scores.chunks_exact(width).zip(probs.chunks_exact_mut(width)) {
-        for ((srow, prow), &i) in srows.chunks_exact(s).zip(prows.chunks_exact_mut(s)).zip(queries) {
-            let valid = &srow[..=i];
-            let mut max = f32::NEG_INFINITY;
-            for &x in valid {
-                max = max.max(x * scale);
-            }
-            // The exponentials in one loop (it vectorises), their ordered sum in another (a
-            // sequential f32 chain by contract).
-            for (ej, &x) in e.iter_mut().zip(valid) {
+    let m = queries.len();
+    let mut e = vec![0f32; s * ROW_LANES];
+    let mut lens = [0usize; ROW_LANES];
+    let groups = scores.chunks(s * ROW_LANES).zip(probs.chunks_mut(s * ROW_LANES));
+    for (g, (srows, prows)) in groups.enumerate() {
+        let lens = &mut lens[..srows.len() / s];
+        for (r, len) in lens.iter_mut().enumerate() {
+            *len = queries[(g * ROW_LANES + r) % m] + 1;
+        }
+        let max = lanes::reduce_rows(srows, s, Some(lens), Reduction::MaxScaled(scale));
+        let e = &mut e[..srows.len()];
+        for ((erow, srow), &max) in e.chunks_exact_mut(s).zip(srows.chunks_exact(s)).zip(&max) {
+            for (ej, &x) in erow.iter_mut().zip(srow) {
                 *ej = math::exp_f32(x * scale - max);
             }
-            let mut sum = 0f32;
-            for &ej in &e[..=i] {
-                sum += ej;
-            }
-            for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
-                *pj = H::round(ej / sum);
+        }
+        let sums = lanes::reduce_rows(e, s, Some(lens), Reduction::Sum);
+        let rows = prows.chunks_exact_mut(s).zip(e.chunks_exact(s)).zip(sums.iter().zip(lens.iter()));
+        for ((prow, erow), (&sum, &len)) in rows {
+            for (j, (pj, &ej)) in prow.iter_mut().zip(erow).enumerate() {
+                let p = H::round(ej / sum);
+                *pj = if j < len { p } else { 0 };
             }
         }
     }
@@ -678,7 +678,7 @@ simd_fn! {
 ///
 /// Each row's `Σ x²` is a sequential `f32` chain by contract, so one row alone runs at the
 /// latency of an addition per element. Groups of [`ROW_LANES`] rows run their chains side by
-/// side instead ([`lanes::row_sums`]), each still in index order: the same bits, several times faster.
+/// side instead ([`lanes::reduce_rows`]), each still in index order: the same bits, several times faster.
 fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
     let mut v = vec![0f32; width * ROW_LANES];
     for (rows, outs) in x.chunks(width * ROW_LANES).zip(out.chunks_mut(width * ROW_LANES)) {
@@ -695,7 +695,7 @@ fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut 
 /// the rows' sums of squares side by side, then `round(w · round(x · r))` into `outs`.
 #[inline(always)]
 fn normalize_group<H: Half>(v: &[f32], width: usize, weight: &[f32], eps: f32, outs: &mut [u16]) {
-    let sums = lanes::row_sums(v, width, Term::Square);
+    let sums = lanes::reduce_rows(v, width, None, Reduction::SumSquares);
     for ((o, row), &sum) in outs
         .chunks_exact_mut(width)
         .zip(v.chunks_exact(width))
@@ -879,7 +879,7 @@ fn residual_rmsnorm_into<H>(
 simd_fn! {
 /// The MLP block's end on each `d`-wide row: the residual add `h ← round(h + y)`, then the
 /// layer reflection ([`math::reflect`]: `round(x − t·v)`, `t = 2·(v·x)` in `f32`). The dot
-/// products of [`ROW_LANES`] rows run side by side ([`lanes::row_sums`]), each in index order.
+/// products of [`ROW_LANES`] rows run side by side ([`lanes::reduce_rows`]), each in index order.
 fn residual_reflect_rows<H>(h: &mut [u16], y: &[u16], d: usize, v: &[f32]) {
     let v = &v[..d];
     let mut x = vec![0f32; d * ROW_LANES];
@@ -888,7 +888,7 @@ fn residual_reflect_rows<H>(h: &mut [u16], y: &[u16], d: usize, v: &[f32]) {
         for ((xi, &a), &b) in x.iter_mut().zip(rows.iter()).zip(ys) {
             *xi = H::decode(H::round(H::decode(a) + H::decode(b)));
         }
-        let dots = lanes::row_sums(x, d, Term::Times(v));
+        let dots = lanes::reduce_rows(x, d, None, Reduction::Dot(v));
         for ((row, xr), &dot) in rows.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(&dots) {
             let t = 2.0 * dot;
             for ((b, &xi), &vi) in row.iter_mut().zip(xr).zip(v) {

@@ -1,93 +1,170 @@
 //! Sequential `f32` reductions of many rows at once, for the host side of the forward.
 //!
-//! The contract fixes each row's reductions (RMSNorm's `Σ x²`, the reflection's `v·x`) as a
-//! sequential `f32` chain from index 0, each term and each sum rounded. One row alone therefore
-//! runs at the latency of one addition per element. [`row_sums`] runs [`ROW_LANES`] rows' chains
-//! side by side instead: step `k` of every row, then step `k + 1`, each row still in index order,
-//! so the bits are those of summing each row alone. On x86 with AVX the rows become vector lanes:
-//! 8×8 tiles are transposed in registers (rows to lanes) and each column is one vector addition.
+//! The contract fixes each row's reductions (RMSNorm's `Σ x²`, the reflection's `v·x`, softmax's
+//! `Σ e_j`) as a sequential `f32` chain from index 0, each term and each sum rounded. One row
+//! alone therefore runs at the latency of one addition per element. [`reduce_rows`] runs
+//! [`ROW_LANES`] rows' chains side by side instead: step `k` of every row, then step `k + 1`, each
+//! row still in index order, so the bits are those of reducing each row alone. On x86 with AVX
+//! the rows become vector lanes: 8×8 tiles are transposed in registers (rows to lanes) and each
+//! column is one vector operation.
 
-/// Rows whose sums [`row_sums`] computes side by side.
+/// Rows whose reductions [`reduce_rows`] computes side by side.
 pub(crate) const ROW_LANES: usize = 16;
 
-/// The term a row's sum adds at index `k` for element `t`.
+/// A fixed-order reduction of one row `t_0, t_1, …`: an accumulator from [`Reduction::init`],
+/// updated by [`Reduction::step`] at `k = 0, 1, …`, each operation rounded (no fused
+/// multiply-add).
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Term<'a> {
-    /// `t · t` (a sum of squares).
-    Square,
-    /// `w[k] · t` (a dot product with `w`, which has at least `width` elements).
-    Times(&'a [f32]),
+pub(crate) enum Reduction<'a> {
+    /// `Σ t_k · t_k` (RMSNorm).
+    SumSquares,
+    /// `Σ w[k] · t_k` (the reflection's dot product; `w` has at least one weight per column).
+    Dot(&'a [f32]),
+    /// `Σ t_k` (softmax's denominator).
+    Sum,
+    /// `max t_k · scale` (softmax's shift), starting from `−∞`; a NaN term never replaces the
+    /// accumulator. Between a `+0` and a `−0` maximum the first one seen is kept, where `f32::max`
+    /// may return either; the result `m` only enters `exp32(t·scale − m)`, which is 1 for either
+    /// zero, so no output bit depends on it.
+    MaxScaled(f32),
 }
 
-impl Term<'_> {
+impl Reduction<'_> {
+    /// The accumulator before the first term.
     #[inline(always)]
-    fn at(self, k: usize, t: f32) -> f32 {
+    pub(crate) fn init(self) -> f32 {
         match self {
-            Term::Square => t * t,
-            Term::Times(w) => w[k] * t,
+            Reduction::MaxScaled(_) => f32::NEG_INFINITY,
+            _ => 0.0,
+        }
+    }
+
+    /// The accumulator after the term `t` at index `k`.
+    #[inline(always)]
+    pub(crate) fn step(self, acc: f32, k: usize, t: f32) -> f32 {
+        match self {
+            Reduction::SumSquares => acc + t * t,
+            Reduction::Dot(w) => acc + w[k] * t,
+            Reduction::Sum => acc + t,
+            Reduction::MaxScaled(scale) => {
+                let y = t * scale;
+                if y > acc {
+                    y
+                } else {
+                    acc
+                }
+            }
         }
     }
 }
 
-/// `Σ_k term(k, row_r[k])` for each `width`-wide row `r` of `x` (at most [`ROW_LANES`] rows;
-/// lanes past the last row are 0): each sum a sequential `f32` chain from `k = 0` with every
-/// term and every sum rounded (no fused multiply-add), exactly as one row's loop computes it.
-pub(crate) fn row_sums(x: &[f32], width: usize, term: Term<'_>) -> [f32; ROW_LANES] {
+/// `op` over each `width`-wide row `r` of `x` (at most [`ROW_LANES`] rows), restricted to the
+/// row's first `lens[r]` elements when `lens` is given (at most `width` each): the bits of
+/// reducing each row alone in index order. Lanes past the last row hold `op.init()`.
+pub(crate) fn reduce_rows(
+    x: &[f32],
+    width: usize,
+    lens: Option<&[usize]>,
+    op: Reduction<'_>,
+) -> [f32; ROW_LANES] {
     let rows = if width == 0 { 0 } else { x.len() / width };
     assert!(
         rows <= ROW_LANES && rows * width == x.len(),
-        "row_sums takes at most {ROW_LANES} whole rows"
+        "reduce_rows takes at most {ROW_LANES} whole rows"
     );
-    if let Term::Times(w) = term {
+    if let Reduction::Dot(w) = op {
         assert!(w.len() >= width, "a dot product needs a weight per column");
     }
-    #[cfg(target_arch = "x86_64")]
-    if rows == ROW_LANES && std::is_x86_feature_detected!("avx") {
-        // SAFETY: AVX support was just detected at run time; `x` holds ROW_LANES rows of
-        // `width` and `Times` weights have `width` elements (both asserted above).
-        return unsafe { x86::row_sums_avx(x, width, term) };
+    if let Some(lens) = lens {
+        assert!(
+            lens.len() == rows && lens.iter().all(|&l| l <= width),
+            "one prefix length per row, at most the row width"
+        );
     }
-    row_sums_portable(x, width, term)
+    #[cfg(target_arch = "x86_64")]
+    if rows == ROW_LANES && width < 1 << 24 && std::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX support was just detected at run time; `x` holds ROW_LANES rows of
+        // `width`, `Dot` weights have `width` elements and `lens` one entry per row (all
+        // asserted above); `width < 2^24` keeps column indices exact in `f32`.
+        return unsafe { x86::reduce_rows_avx(x, width, lens, op) };
+    }
+    reduce_rows_portable(x, width, lens, op)
 }
 
-/// [`row_sums`] without SIMD: the rows' chains interleaved column by column.
-fn row_sums_portable(x: &[f32], width: usize, term: Term<'_>) -> [f32; ROW_LANES] {
-    let mut sums = [0f32; ROW_LANES];
-    for k in 0..width {
-        for (sum, row) in sums.iter_mut().zip(x.chunks_exact(width)) {
-            *sum += term.at(k, row[k]);
+/// [`reduce_rows`] without SIMD: one row at a time.
+fn reduce_rows_portable(
+    x: &[f32],
+    width: usize,
+    lens: Option<&[usize]>,
+    op: Reduction<'_>,
+) -> [f32; ROW_LANES] {
+    let mut out = [op.init(); ROW_LANES];
+    for (r, (acc, row)) in out.iter_mut().zip(x.chunks_exact(width)).enumerate() {
+        let len = lens.map_or(width, |l| l[r]);
+        for (k, &t) in row[..len].iter().enumerate() {
+            *acc = op.step(*acc, k, t);
         }
     }
-    sums
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Term, ROW_LANES};
+    use super::{Reduction, ROW_LANES};
     use std::arch::x86_64::*;
 
-    /// [`super::row_sums`] for exactly [`ROW_LANES`] rows with AVX: two groups of eight rows,
-    /// each an 8-lane vector of sums; columns come from 8×8 in-register transposes, and the
-    /// columns past the last multiple of 8 from scalar loads. Every lane performs the same
-    /// `mul` (not fused) and `add` sequence as the scalar loop.
+    /// [`super::reduce_rows`] for exactly [`ROW_LANES`] rows with AVX: two groups of eight
+    /// rows, each an 8-lane accumulator; columns come from 8×8 in-register transposes (and the
+    /// columns past the last multiple of 8 from scalar loads). Every lane performs the scalar
+    /// step's operations in the same order; a lane past its row's prefix keeps its accumulator.
     ///
     /// # Safety
-    /// The CPU must support AVX; `x.len() == ROW_LANES · width`, and `Times` weights must have
-    /// at least `width` elements.
+    /// The CPU must support AVX; `x.len() == ROW_LANES · width`, `width < 2^24`, `Dot` weights
+    /// must have at least `width` elements and `lens` (if any) `ROW_LANES` entries.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn row_sums_avx(x: &[f32], width: usize, term: Term<'_>) -> [f32; ROW_LANES] {
+    pub(super) unsafe fn reduce_rows_avx(
+        x: &[f32],
+        width: usize,
+        lens: Option<&[usize]>,
+        op: Reduction<'_>,
+    ) -> [f32; ROW_LANES] {
         debug_assert_eq!(x.len(), ROW_LANES * width);
         let mut out = [0f32; ROW_LANES];
         let full = width / 8 * 8;
-        for (group, sums_out) in out.chunks_exact_mut(8).enumerate() {
+        for (group, group_out) in out.chunks_exact_mut(8).enumerate() {
             let rows = &x[group * 8 * width..(group + 1) * 8 * width];
-            let mut acc = _mm256_setzero_ps();
-            let add = |acc: __m256, k: usize, column: __m256| -> __m256 {
-                let t = match term {
-                    Term::Square => _mm256_mul_ps(column, column),
-                    Term::Times(w) => _mm256_mul_ps(_mm256_set1_ps(w[k]), column),
+            // Each lane's prefix length, as f32 (exact below 2^24) for a vector comparison.
+            let len_of = |r: usize| lens.map_or(width, |l| l[group * 8 + r]) as f32;
+            let limits = _mm256_setr_ps(
+                len_of(0),
+                len_of(1),
+                len_of(2),
+                len_of(3),
+                len_of(4),
+                len_of(5),
+                len_of(6),
+                len_of(7),
+            );
+            let mut acc = _mm256_set1_ps(op.init());
+            let step = |acc: __m256, k: usize, column: __m256| -> __m256 {
+                let next = match op {
+                    Reduction::SumSquares => _mm256_add_ps(acc, _mm256_mul_ps(column, column)),
+                    Reduction::Dot(w) => {
+                        _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[k]), column))
+                    }
+                    Reduction::Sum => _mm256_add_ps(acc, column),
+                    Reduction::MaxScaled(scale) => {
+                        let y = _mm256_mul_ps(column, _mm256_set1_ps(scale));
+                        // Ordered `>`: false when `y` is NaN, as in the scalar step.
+                        _mm256_blendv_ps(acc, y, _mm256_cmp_ps::<_CMP_GT_OQ>(y, acc))
+                    }
                 };
-                _mm256_add_ps(acc, t)
+                if lens.is_some() {
+                    let inside = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_set1_ps(k as f32), limits);
+                    _mm256_blendv_ps(acc, next, inside)
+                } else {
+                    next
+                }
             };
             let mut k0 = 0;
             while k0 < full {
@@ -104,7 +181,7 @@ mod x86 {
                     load(7),
                 ]);
                 for (j, &column) in columns.iter().enumerate() {
-                    acc = add(acc, k0 + j, column);
+                    acc = step(acc, k0 + j, column);
                 }
                 k0 += 8;
             }
@@ -119,10 +196,10 @@ mod x86 {
                     rows[6 * width + k],
                     rows[7 * width + k],
                 );
-                acc = add(acc, k, column);
+                acc = step(acc, k, column);
             }
-            // SAFETY: `sums_out` has 8 elements.
-            unsafe { _mm256_storeu_ps(sums_out.as_mut_ptr(), acc) };
+            // SAFETY: `group_out` has 8 elements.
+            unsafe { _mm256_storeu_ps(group_out.as_mut_ptr(), acc) };
         }
         out
     }
@@ -181,33 +258,52 @@ mod tests {
             .collect()
     }
 
-    fn one_row(row: &[f32], term: Term<'_>) -> f32 {
-        let mut sum = 0f32;
+    /// One row alone, as the forward computed it before rows ran side by side.
+    fn one_row(row: &[f32], op: Reduction<'_>) -> f32 {
+        let mut acc = op.init();
         for (k, &t) in row.iter().enumerate() {
-            sum += term.at(k, t);
+            acc = match op {
+                Reduction::MaxScaled(scale) => acc.max(t * scale),
+                _ => op.step(acc, k, t),
+            };
         }
-        sum
+        acc
+    }
+
+    fn check(x: &[f32], width: usize, lens: Option<&[usize]>, op: Reduction<'_>) {
+        let rows = x.len() / width;
+        let got = reduce_rows(x, width, lens, op);
+        for (r, row) in x.chunks_exact(width).enumerate() {
+            let len = lens.map_or(width, |l| l[r]);
+            let want = one_row(&row[..len], op);
+            assert_eq!(
+                got[r].to_bits(),
+                want.to_bits(),
+                "{width} {rows} {op:?} row {r}"
+            );
+        }
+        assert!(got[rows..]
+            .iter()
+            .all(|&s| s.to_bits() == op.init().to_bits()));
+        let portable = reduce_rows_portable(x, width, lens, op);
+        assert_eq!(got.map(f32::to_bits), portable.map(f32::to_bits));
     }
 
     #[test]
-    fn side_by_side_sums_equal_one_row_at_a_time() {
-        for width in [1usize, 7, 8, 13, 64, 100] {
+    fn side_by_side_reductions_equal_one_row_at_a_time() {
+        for width in [1usize, 7, 8, 13, 32, 100] {
             let w = values(width, 7);
             for rows in [1usize, 5, ROW_LANES] {
                 let x = values(rows * width, width as u32);
-                for term in [Term::Square, Term::Times(&w)] {
-                    let got = row_sums(&x, width, term);
-                    for (r, row) in x.chunks_exact(width).enumerate() {
-                        let want = one_row(row, term);
-                        assert_eq!(
-                            got[r].to_bits(),
-                            want.to_bits(),
-                            "{width} {rows} {term:?} row {r}"
-                        );
-                    }
-                    assert!(got[rows..].iter().all(|&s| s == 0.0));
-                    let portable = row_sums_portable(&x, width, term);
-                    assert_eq!(got.map(f32::to_bits), portable.map(f32::to_bits));
+                let lens: Vec<usize> = (0..rows).map(|r| (r * 7 + 1) % (width + 1)).collect();
+                for op in [
+                    Reduction::SumSquares,
+                    Reduction::Dot(&w),
+                    Reduction::Sum,
+                    Reduction::MaxScaled(0.17),
+                ] {
+                    check(&x, width, None, op);
+                    check(&x, width, Some(&lens), op);
                 }
             }
         }
@@ -221,13 +317,15 @@ mod tests {
         x[width + 2] = f32::INFINITY;
         x[2 * width + 8] = f32::MAX; // its square overflows
         x[3 * width] = -0.0;
-        let got = row_sums(&x, width, Term::Square);
-        for (r, row) in x.chunks_exact(width).enumerate() {
-            assert_eq!(
-                got[r].to_bits(),
-                one_row(row, Term::Square).to_bits(),
-                "row {r}"
-            );
+        for r in 4..8 {
+            x[r * width..(r + 1) * width].fill(f32::NAN); // a maximum over NaNs only is −∞
+        }
+        for op in [
+            Reduction::SumSquares,
+            Reduction::Sum,
+            Reduction::MaxScaled(2.0),
+        ] {
+            check(&x, width, None, op);
         }
     }
 }
