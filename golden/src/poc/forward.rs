@@ -627,8 +627,8 @@ simd_fn! {
 /// dtype; every position after the query is written `+0`.
 ///
 /// The maxima and the sequential sums of [`ROW_LANES`] rows run side by side
-/// ([`lanes::reduce_rows`]); the exponentials are computed for whole rows (those past the query
-/// are never used), so their loop vectorises.
+/// ([`lanes::reduce_rows`]); the exponentials run over whole vectors (those past the query are
+/// never used).
 fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize], scale: f32) {
     let m = queries.len();
     let mut e = vec![0f32; s * ROW_LANES];
@@ -641,8 +641,11 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
         }
         let max = lanes::reduce_rows(srows, s, Some(lens), Reduction::MaxScaled(scale));
         let e = &mut e[..srows.len()];
-        for ((erow, srow), &max) in e.chunks_exact_mut(s).zip(srows.chunks_exact(s)).zip(&max) {
-            for (ej, &x) in erow.iter_mut().zip(srow) {
+        let rows = e.chunks_exact_mut(s).zip(srows.chunks_exact(s));
+        for (((erow, srow), &max), &len) in rows.zip(&max).zip(lens.iter()) {
+            // Up to the query rounded up to whole vectors (exponentials are most of the cost).
+            let upto = len.next_multiple_of(16).min(s);
+            for (ej, &x) in erow[..upto].iter_mut().zip(srow) {
                 *ej = math::exp_f32(x * scale - max);
             }
         }
