@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::artifact::{artifact_from_hidden, Artifact, Round};
+use super::artifact::{artifact_from_hidden, Artifact, Round, RoundParams};
 use super::config::{Dtype, ModelConfig};
 use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
 use super::inputs::input_embeddings;
@@ -90,8 +90,12 @@ struct Layer {
 pub struct Timing {
     /// Time inside device calls (the matrix products).
     pub device: Duration,
-    /// Total forward time (device plus host).
+    /// Total forward time (device plus host), the critical path.
     pub total: Duration,
+    /// Host work done on a background thread while the forward ran, off the critical path and
+    /// not part of `total`: the next batch's input embeddings in [`Engine::artifacts`] (wall
+    /// time of that thread). Waiting for it, if it is late, counts in `total` as host time.
+    pub overlapped: Duration,
     /// Nonces computed.
     pub nonces: u64,
 }
@@ -326,22 +330,56 @@ impl<D: MatmulDevice> Engine<D> {
 
     /// Artifacts of `nonces` (in order; dropped NaN nonces are absent), `batch_size` nonces per
     /// forward pass. The bits do not depend on `batch_size`.
+    ///
+    /// With several batches, the input embeddings of batch `i + 1` (which depend on nothing but
+    /// the round and the nonces) are generated on a background thread while batch `i` runs, as
+    /// a host would while its device computes ([`Timing::overlapped`]).
     pub fn artifacts(
         &mut self,
         round: &Round,
         nonces: &[u64],
         batch_size: usize,
     ) -> Result<Vec<Artifact>, PocError> {
+        let (d, dt) = (self.config.hidden_size, self.config.dtype);
+        let params = &round.params;
+        let batches: Vec<&[u64]> = nonces.chunks(batch_size.max(1)).collect();
         let mut out = Vec::with_capacity(nonces.len());
-        for batch in nonces.chunks(batch_size.max(1)) {
-            let hidden = self.hidden_states(round, batch)?;
-            // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
-            let start = Instant::now();
-            for (&nonce, h) in batch.iter().zip(&hidden) {
-                out.extend(artifact_from_hidden(round, nonce, h));
+        std::thread::scope(|scope| {
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, (Vec<u16>, Duration)>> = None;
+            // The buffer the previous batch's embeddings were swapped out of, for the next ones.
+            let mut spare = Vec::new();
+            for (i, &batch) in batches.iter().enumerate() {
+                let mut inputs = pending.take().map(|handle| {
+                    let wait = Instant::now();
+                    let (inputs, spent) = handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    self.timing.total += wait.elapsed();
+                    self.timing.overlapped += spent;
+                    inputs
+                });
+                if let Some(&next) = batches.get(i + 1) {
+                    let mut buf = std::mem::take(&mut spare);
+                    pending = Some(scope.spawn(move || {
+                        let start = Instant::now();
+                        let len = next.len() * params.seq_len * d;
+                        embed_into(overwritten(&mut buf, len), params, next, d, dt);
+                        (buf, start.elapsed())
+                    }));
+                }
+                let hidden = self.hidden_states_from(round, batch, inputs.as_mut())?;
+                if let Some(old) = inputs {
+                    spare = old;
+                }
+                // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
+                let start = Instant::now();
+                for (&nonce, h) in batch.iter().zip(&hidden) {
+                    out.extend(artifact_from_hidden(round, nonce, h));
+                }
+                self.timing.total += start.elapsed();
             }
-            self.timing.total += start.elapsed();
-        }
+            Ok::<(), PocError>(())
+        })?;
         Ok(out)
     }
 
@@ -350,6 +388,17 @@ impl<D: MatmulDevice> Engine<D> {
         &mut self,
         round: &Round,
         nonces: &[u64],
+    ) -> Result<Vec<Vec<f32>>, PocError> {
+        self.hidden_states_from(round, nonces, None)
+    }
+
+    /// [`Engine::hidden_states`], from the batch's input embeddings when `inputs` holds them
+    /// (they are swapped in, and `inputs` gets a spare buffer back).
+    fn hidden_states_from(
+        &mut self,
+        round: &Round,
+        nonces: &[u64],
+        inputs: Option<&mut Vec<u16>>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         if round.hidden_size != self.config.hidden_size
             || round.reflections.len() != self.config.num_layers
@@ -375,7 +424,7 @@ impl<D: MatmulDevice> Engine<D> {
             },
         );
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.forward(&host, &mut scratch, round, nonces);
+        let result = self.forward(&host, &mut scratch, round, nonces, inputs);
         self.host = host;
         self.scratch = scratch;
         self.timing.total += start.elapsed();
@@ -389,6 +438,7 @@ impl<D: MatmulDevice> Engine<D> {
         scratch: &mut Scratch,
         round: &Round,
         nonces: &[u64],
+        inputs: Option<&mut Vec<u16>>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
@@ -404,14 +454,15 @@ impl<D: MatmulDevice> Engine<D> {
             positions,
             attention,
         } = scratch;
-        let h_rows = overwritten(h, nonces.len() * s * d);
-        par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
-            for (rows, &nonce) in h.chunks_exact_mut(s * d).zip(nonces) {
-                let x =
-                    input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
-                dt.round_slice(&x, rows);
+        match inputs {
+            Some(inputs) if inputs.len() == nonces.len() * s * d => std::mem::swap(h, inputs),
+            _ => {
+                let h_rows = overwritten(h, nonces.len() * s * d);
+                par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
+                    embed_into(h, p, nonces, d, dt);
+                });
             }
-        });
+        }
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
         let f = c.intermediate_size;
@@ -663,6 +714,15 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
 }
 }
 
+/// Rule 1's input embeddings of `nonces` (`S×d` values each, rounded to the dtype) into `out`.
+fn embed_into(out: &mut [u16], p: &RoundParams, nonces: &[u64], d: usize, dt: Dtype) {
+    let s = p.seq_len;
+    for (rows, &nonce) in out.chunks_exact_mut(s * d).zip(nonces) {
+        let x = input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
+        dt.round_slice(&x, rows);
+    }
+}
+
 /// The output buffer for the model dtype.
 fn out(dt: Dtype, buf: &mut [u16]) -> MatOut<'_> {
     match dt {
@@ -821,6 +881,23 @@ impl SiluTable {
     }
 }
 
+/// Rows per task when `rows` are split over `threads` threads: about [`TASKS_PER_THREAD`] tasks
+/// per thread, so a thread that wakes up late still finds work to take (with one task per thread
+/// the first thread awake often ran them all, which on the loaded benchmark machine made the
+/// host's loops take half again as long), in whole groups of [`ROW_LANES`] rows where the rows
+/// allow it.
+fn rows_per_task(rows: usize, threads: usize) -> usize {
+    let per = rows.div_ceil(threads * TASKS_PER_THREAD).max(1);
+    if rows >= ROW_LANES * threads * TASKS_PER_THREAD {
+        per.next_multiple_of(ROW_LANES)
+    } else {
+        per
+    }
+}
+
+/// See [`rows_per_task`].
+const TASKS_PER_THREAD: usize = 4;
+
 /// Runs `work` on matching row ranges of `out` (`out_width` per row) and `input` (`in_width` per
 /// row), split over up to `threads` threads. Rows are independent, so the split cannot change
 /// any bit.
@@ -837,7 +914,7 @@ fn par_rows<O: Send, I: Sync>(
     let threads = host.threads.min(rows).max(1);
     match &host.pool {
         Some(pool) if threads > 1 => {
-            let per = rows.div_ceil(threads);
+            let per = rows_per_task(rows, threads);
             pool.install(|| {
                 out.par_chunks_mut(per * out_width)
                     .zip(input.par_chunks(per * in_width))
@@ -879,7 +956,7 @@ fn par_rows_pair<I: Sync>(
     let threads = host.threads.min(rows).max(1);
     match &host.pool {
         Some(pool) if threads > 1 => {
-            let per = rows.div_ceil(threads) * width;
+            let per = rows_per_task(rows, threads) * width;
             pool.install(|| {
                 a.par_chunks_mut(per)
                     .zip(b.par_chunks_mut(per))
