@@ -142,7 +142,6 @@ struct Scratch {
     gu: Vec<u16>,
     act: Vec<u16>,
     down: Vec<u16>,
-    positions: Vec<usize>,
     attention: AttentionScratch,
 }
 
@@ -451,7 +450,6 @@ impl<D: MatmulDevice> Engine<D> {
             gu,
             act,
             down,
-            positions,
             attention,
         } = scratch;
         match inputs {
@@ -473,10 +471,12 @@ impl<D: MatmulDevice> Engine<D> {
             // Attention block.
             let layer = &self.layers[li];
             let (qkv_handle, o_handle) = (layer.qkv, layer.o);
-            par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+            if li == 0 {
+                // Later layers get their input norm from the previous layer's last pass.
+                par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+            }
             overwritten(qkv, rows * qkv_width);
             self.on_device(|dev| dev.matmul_weight(qkv_handle, xn, rows, out(dt, qkv)))?;
-            self.qk_norm_and_rope(host, li, qkv, positions, s, &rope);
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
                 for b in 0..nb {
@@ -485,7 +485,7 @@ impl<D: MatmulDevice> Engine<D> {
                 h.truncate(nb * d);
             }
             let rows = h.len() / d;
-            self.attention(host, attention, qkv, nb, s, last)?;
+            self.attention(host, attention, qkv, nb, s, last, li, &rope)?;
             overwritten(o, rows * d);
             let attn = &attention.out;
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
@@ -506,13 +506,18 @@ impl<D: MatmulDevice> Engine<D> {
             });
             overwritten(down, rows * d);
             self.on_device(|dev| dev.matmul_weight(down_handle, act, rows, out(dt, down)))?;
-            // Residual add, then the network's layer reflection.
+            // Residual add, the network's layer reflection, and the next RMSNorm.
             let v = &round.reflections[li];
-            par_rows(host, h, d, down, d, |h, down| {
-                with_half!(dt, H => residual_reflect_rows::<H>(h, down, d, v));
+            let next_norm = match self.layers.get(li + 1) {
+                Some(next) => &next.input_norm,
+                None => &self.final_norm,
+            };
+            let xn_rows = overwritten(xn, h.len());
+            par_rows_pair(host, h, xn_rows, d, down, |h, xn, down| {
+                with_half!(dt, H => residual_reflect_rmsnorm_into::<H>(h, down, d, v, next_norm, eps, xn));
             });
         }
-        let normed = rmsnorm_rows(h, d, &self.final_norm, c.rms_norm_eps, dt);
+        let normed = &xn[..nonces.len() * d];
         Ok(normed
             .chunks_exact(d)
             .map(|row| decode_all(dt, row))
@@ -530,30 +535,6 @@ impl<D: MatmulDevice> Engine<D> {
         result
     }
 
-    /// Qwen3's per-head q/k RMSNorm (when present) and RoPE, in place on the fused q|k|v rows.
-    fn qk_norm_and_rope(
-        &self,
-        host: &HostPool,
-        li: usize,
-        qkv: &mut [u16],
-        positions: &mut Vec<usize>,
-        s: usize,
-        rope: &RopeTable,
-    ) {
-        let c = &self.config;
-        let (hd, dt, eps, q_heads) = (c.head_dim, c.dtype, c.rms_norm_eps, c.num_heads);
-        let width = c.q_dim() + 2 * c.kv_dim();
-        let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
-        let norm = self.layers[li].qk_norm.as_ref();
-        positions.clear();
-        positions.extend((0..qkv.len() / width).map(|r| r % s));
-        par_rows(host, qkv, width, positions, 1, |rows, positions| {
-            with_half!(dt, H => qk_rope_rows::<H>(
-                rows, positions, width, hd, q_heads, heads, norm, eps, rope
-            ));
-        });
-    }
-
     /// Causal grouped-query attention for every nonce and head: returns the attention output
     /// rows (`q_dim` wide, in the dtype) for every position, or only the last position when
     /// `last_only`.
@@ -565,11 +546,12 @@ impl<D: MatmulDevice> Engine<D> {
         nb: usize,
         s: usize,
         last_only: bool,
+        li: usize,
+        rope: &RopeTable,
     ) -> Result<(), PocError> {
         let c = self.config.clone();
         let (hd, dt) = (c.head_dim, c.dtype);
         let width = c.q_dim() + 2 * c.kv_dim();
-        let group = c.num_heads / c.num_kv_heads;
         let queries: Vec<usize> = if last_only {
             vec![s - 1]
         } else {
@@ -587,30 +569,25 @@ impl<D: MatmulDevice> Engine<D> {
             out: attn,
         } = bufs;
         // Scores: A = Q rows of the queried positions, B = Kᵀ; then V. Laid out nonce-major, so
-        // each nonce's part is gathered independently (in parallel).
-        let heads = c.num_heads;
-        let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+        // each nonce's part is gathered independently (in parallel), with the q/k norms and
+        // RoPE applied on the way.
+        let (heads, q_dim) = (c.num_heads, c.q_dim());
         let (per_q, per_k, per_v) = (heads * m * hd, heads * hd * s, heads * s * hd);
         let qa = overwritten(qa, nb * per_q);
         let kt = overwritten(kt, nb * per_k);
         let vb = overwritten(vb, nb * per_v);
+        let dims = AttentionDims {
+            s,
+            hd,
+            heads,
+            kv_heads: c.num_kv_heads,
+            q_dim,
+            kv_dim: c.kv_dim(),
+        };
+        let (norm, eps) = (self.layers[li].qk_norm.as_ref(), c.rms_norm_eps);
+        let queries = &queries[..];
         let gather = |(((qa, kt), vb), x): GatherParts<'_>| {
-            for head in 0..heads {
-                let kvh = head / group;
-                for (t, &i) in queries.iter().enumerate() {
-                    let at = i * width + head * hd;
-                    qa[(head * m + t) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
-                }
-                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
-                for j in 0..s {
-                    let at = j * width + q_dim + kvh * hd;
-                    for (e, &k) in x[at..at + hd].iter().enumerate() {
-                        kt[e * s + j] = k;
-                    }
-                    let at = j * width + q_dim + kv_dim + kvh * hd;
-                    vb[(head * s + j) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
-                }
-            }
+            with_half!(dt, H => gather_nonce::<H>(x, qa, kt, vb, dims, queries, rope, norm, eps));
         };
         match &host.pool {
             Some(pool) if nb > 1 => {
@@ -729,13 +706,6 @@ fn out(dt: Dtype, buf: &mut [u16]) -> MatOut<'_> {
         Dtype::Bf16 => MatOut::Bf16(buf),
         Dtype::F16 => MatOut::Fp16(buf),
     }
-}
-
-/// RMSNorm of each `width`-wide row (rule 2 of the module documentation).
-fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) -> Vec<u16> {
-    let mut out = vec![0u16; x.len()];
-    with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, &mut out));
-    out
 }
 
 simd_fn! {
@@ -925,7 +895,7 @@ fn par_rows<O: Send, I: Sync>(
     }
 }
 
-/// [`rmsnorm_rows`] split over threads, into `out` (resized to `x`'s length).
+/// [`rmsnorm_into`] split over threads, into `out` (resized to `x`'s length).
 fn par_rmsnorm(
     threads: &HostPool,
     x: &[u16],
@@ -997,58 +967,135 @@ fn residual_rmsnorm_into<H>(
 }
 
 simd_fn! {
-/// The MLP block's end on each `d`-wide row: the residual add `h ← round(h + y)`, then the
-/// layer reflection ([`math::reflect`]: `round(x − t·v)`, `t = 2·(v·x)` in `f32`). The dot
-/// products of [`ROW_LANES`] rows run side by side ([`lanes::reduce_rows`]), each in index order.
-fn residual_reflect_rows<H>(h: &mut [u16], y: &[u16], d: usize, v: &[f32]) {
+/// The MLP block's end on each `d`-wide row: the residual add `h ← round(h + y)`, the layer
+/// reflection ([`math::reflect`]: `round(x − t·v)`, `t = 2·(v·x)` in `f32`), then the next
+/// RMSNorm (the next layer's input norm, or the final norm) of the new `h` into `out`, all in one
+/// pass over `h`. The dot products of [`ROW_LANES`] rows run side by side
+/// ([`lanes::reduce_rows`]), each in index order.
+fn residual_reflect_rmsnorm_into<H>(
+    h: &mut [u16],
+    y: &[u16],
+    d: usize,
+    v: &[f32],
+    weight: &[f32],
+    eps: f32,
+    out: &mut [u16],
+) {
     let v = &v[..d];
     let mut x = vec![0f32; d * ROW_LANES];
-    for (rows, ys) in h.chunks_mut(d * ROW_LANES).zip(y.chunks(d * ROW_LANES)) {
+    let groups = h
+        .chunks_mut(d * ROW_LANES)
+        .zip(y.chunks(d * ROW_LANES))
+        .zip(out.chunks_mut(d * ROW_LANES));
+    for ((rows, ys), outs) in groups {
         let x = &mut x[..rows.len()];
         for ((xi, &a), &b) in x.iter_mut().zip(rows.iter()).zip(ys) {
             *xi = H::decode(H::round(H::decode(a) + H::decode(b)));
         }
         let dots = lanes::reduce_rows(x, d, None, Reduction::Dot(v));
-        for ((row, xr), &dot) in rows.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(&dots) {
+        for ((row, xr), &dot) in rows.chunks_exact_mut(d).zip(x.chunks_exact_mut(d)).zip(&dots) {
             let t = 2.0 * dot;
-            for ((b, &xi), &vi) in row.iter_mut().zip(xr).zip(v) {
-                *b = H::round(xi - t * vi);
+            for ((b, xi), &vi) in row.iter_mut().zip(xr.iter_mut()).zip(v) {
+                *b = H::round(*xi - t * vi);
+                *xi = H::decode(*b);
             }
+        }
+        normalize_group::<H>(x, d, weight, eps, outs);
+    }
+}
+}
+
+/// Shapes of one nonce's fused q|k|v rows (`q_dim + 2·kv_dim` wide, `s` of them).
+#[derive(Clone, Copy, Debug)]
+struct AttentionDims {
+    s: usize,
+    hd: usize,
+    heads: usize,
+    kv_heads: usize,
+    q_dim: usize,
+    kv_dim: usize,
+}
+
+simd_fn! {
+/// One nonce's attention operands from its fused q|k|v rows `x`: the queried positions' query
+/// heads into `qa` (`heads × m × hd`), every key head transposed into `kt` (`heads × hd × s`,
+/// repeated for the query heads sharing it) and every value head into `vb` (`heads × s × hd`).
+/// Queries and keys get Qwen3's per-head RMSNorm (when `norm` is given) and RoPE on the way.
+fn gather_nonce<H>(
+    x: &[u16],
+    qa: &mut [u16],
+    kt: &mut [u16],
+    vb: &mut [u16],
+    dims: AttentionDims,
+    queries: &[usize],
+    rope: &RopeTable,
+    norm: Option<&(Vec<f32>, Vec<f32>)>,
+    eps: f32,
+) {
+    let AttentionDims { s, hd, heads, kv_heads, q_dim, kv_dim } = dims;
+    let (width, group, m) = (q_dim + 2 * kv_dim, heads / kv_heads, queries.len());
+    let mut work = HeadWork {
+        decoded: vec![0f32; hd],
+        normed: vec![0u16; hd],
+    };
+    let mut key = vec![0u16; hd];
+    let mut t = 0; // the next query (ascending positions)
+    for (j, row) in x.chunks_exact(width).enumerate() {
+        for kvh in 0..kv_heads {
+            let k = &row[q_dim + kvh * hd..][..hd];
+            work.norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut key);
+            let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
+            for head in kvh * group..(kvh + 1) * group {
+                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
+                for (e, &ke) in key.iter().enumerate() {
+                    kt[e * s + j] = ke;
+                }
+                vb[(head * s + j) * hd..][..hd].copy_from_slice(v);
+            }
+        }
+        if queries.get(t) == Some(&j) {
+            for head in 0..heads {
+                let q = &row[head * hd..][..hd];
+                let out = &mut qa[(head * m + t) * hd..][..hd];
+                work.norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, out);
+            }
+            t += 1;
         }
     }
 }
 }
 
-simd_fn! {
-/// Qwen3's per-head q/k RMSNorm (when `norm` is given) and RoPE on fused q|k|v rows.
-fn qk_rope_rows<H>(
-    rows: &mut [u16],
-    positions: &[usize],
-    width: usize,
-    hd: usize,
-    q_heads: usize,
-    heads: usize,
-    norm: Option<&(Vec<f32>, Vec<f32>)>,
-    eps: f32,
-    rope: &RopeTable,
-) {
-    let mut x = vec![0f32; hd];
-    let mut normed = vec![0u16; hd];
-    for (row, &pos) in rows.chunks_exact_mut(width).zip(positions) {
-        for head in 0..heads {
-            let slot = &mut row[head * hd..(head + 1) * hd];
-            if let Some((qn, kn)) = norm {
-                let w = if head < q_heads { qn } else { kn };
-                rmsnorm_into::<H>(slot, hd, w, eps, &mut normed);
-                slot.copy_from_slice(&normed);
-            }
-            for (xi, &b) in x.iter_mut().zip(slot.iter()) {
-                *xi = H::decode(b);
-            }
-            rope.apply::<H>(pos, &x, slot);
-        }
-    }
+/// Buffers for [`HeadWork::norm_rope`].
+struct HeadWork {
+    decoded: Vec<f32>,
+    normed: Vec<u16>,
 }
+
+impl HeadWork {
+    /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3), then
+    /// RoPE, into `out`.
+    #[inline(always)]
+    fn norm_rope<H: Half>(
+        &mut self,
+        head: &[u16],
+        pos: usize,
+        norm: Option<&[f32]>,
+        eps: f32,
+        rope: &RopeTable,
+        out: &mut [u16],
+    ) {
+        let source = match norm {
+            Some(w) => {
+                rmsnorm_into::<H>(head, head.len(), w, eps, &mut self.normed);
+                &self.normed[..]
+            }
+            None => head,
+        };
+        for (xi, &b) in self.decoded.iter_mut().zip(source) {
+            *xi = H::decode(b);
+        }
+        rope.apply::<H>(pos, &self.decoded, out);
+    }
 }
 
 /// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
