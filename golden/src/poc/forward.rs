@@ -93,8 +93,9 @@ pub struct Timing {
     /// Total forward time (device plus host), the critical path.
     pub total: Duration,
     /// Host work done on a background thread while the forward ran, off the critical path and
-    /// not part of `total`: the next batch's input embeddings in [`Engine::artifacts`] (wall
-    /// time of that thread). Waiting for it, if it is late, counts in `total` as host time.
+    /// not part of `total`: the next batch's input embeddings and the previous batch's artifact
+    /// steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
+    /// counts in `total` as host time.
     pub overlapped: Duration,
     /// Nonces computed.
     pub nonces: u64,
@@ -330,9 +331,10 @@ impl<D: MatmulDevice> Engine<D> {
     /// Artifacts of `nonces` (in order; dropped NaN nonces are absent), `batch_size` nonces per
     /// forward pass. The bits do not depend on `batch_size`.
     ///
-    /// With several batches, the input embeddings of batch `i + 1` (which depend on nothing but
-    /// the round and the nonces) are generated on a background thread while batch `i` runs, as
-    /// a host would while its device computes ([`Timing::overlapped`]).
+    /// With several batches, a background thread works while batch `i` runs, as a host would
+    /// while its device computes ([`Timing::overlapped`]): it finishes batch `i − 1`'s artifacts
+    /// (steps 8–12) and generates batch `i + 1`'s input embeddings (which depend on nothing but
+    /// the round and the nonces).
     pub fn artifacts(
         &mut self,
         round: &Round,
@@ -344,37 +346,63 @@ impl<D: MatmulDevice> Engine<D> {
         let batches: Vec<&[u64]> = nonces.chunks(batch_size.max(1)).collect();
         let mut out = Vec::with_capacity(nonces.len());
         std::thread::scope(|scope| {
-            let mut pending: Option<std::thread::ScopedJoinHandle<'_, (Vec<u16>, Duration)>> = None;
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, Background>> = None;
             // The buffer the previous batch's embeddings were swapped out of, for the next ones.
             let mut spare = Vec::new();
+            // The previous batch and its hidden states, whose artifacts are still to compute.
+            let mut finished: Option<(&[u64], Vec<Vec<f32>>)> = None;
             for (i, &batch) in batches.iter().enumerate() {
-                let mut inputs = pending.take().map(|handle| {
+                let mut inputs = None;
+                if let Some(handle) = pending.take() {
                     let wait = Instant::now();
-                    let (inputs, spent) = handle
+                    let done = handle
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                     self.timing.total += wait.elapsed();
-                    self.timing.overlapped += spent;
-                    inputs
-                });
-                if let Some(&next) = batches.get(i + 1) {
+                    self.timing.overlapped += done.spent;
+                    out.extend(done.artifacts);
+                    inputs = Some(done.inputs);
+                }
+                let next = batches.get(i + 1).copied();
+                if next.is_some() || finished.is_some() {
                     let mut buf = std::mem::take(&mut spare);
+                    let previous = finished.take();
                     pending = Some(scope.spawn(move || {
                         let start = Instant::now();
-                        let len = next.len() * params.seq_len * d;
-                        embed_into(overwritten(&mut buf, len), params, next, d, dt);
-                        (buf, start.elapsed())
+                        let artifacts = match &previous {
+                            Some((batch, hidden)) => artifacts_of(round, batch, hidden),
+                            None => Vec::new(),
+                        };
+                        if let Some(next) = next {
+                            let len = next.len() * params.seq_len * d;
+                            embed_into(overwritten(&mut buf, len), params, next, d, dt);
+                        }
+                        Background {
+                            artifacts,
+                            inputs: buf,
+                            spent: start.elapsed(),
+                        }
                     }));
                 }
                 let hidden = self.hidden_states_from(round, batch, inputs.as_mut())?;
                 if let Some(old) = inputs {
                     spare = old;
                 }
-                // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
+                finished = Some((batch, hidden));
+            }
+            if let Some(handle) = pending.take() {
+                let wait = Instant::now();
+                let done = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                self.timing.total += wait.elapsed();
+                self.timing.overlapped += done.spent;
+                out.extend(done.artifacts);
+            }
+            // The last batch's steps 8–12 have nothing left to overlap with: host time.
+            if let Some((batch, hidden)) = finished {
                 let start = Instant::now();
-                for (&nonce, h) in batch.iter().zip(&hidden) {
-                    out.extend(artifact_from_hidden(round, nonce, h));
-                }
+                out.extend(artifacts_of(round, batch, &hidden));
                 self.timing.total += start.elapsed();
             }
             Ok::<(), PocError>(())
@@ -689,6 +717,26 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
         }
     }
 }
+}
+
+/// What [`Engine::artifacts`]' background thread hands back.
+struct Background {
+    /// The previous batch's artifacts.
+    artifacts: Vec<Artifact>,
+    /// The next batch's input embeddings (or the spare buffer, untouched, after the last batch).
+    inputs: Vec<u16>,
+    /// Wall time the thread worked.
+    spent: Duration,
+}
+
+/// Steps 8–12 (normalise, pick, rotate, encode) for one batch's final hidden states; nonces
+/// whose hidden state is not finite are dropped.
+fn artifacts_of(round: &Round, batch: &[u64], hidden: &[Vec<f32>]) -> Vec<Artifact> {
+    batch
+        .iter()
+        .zip(hidden)
+        .filter_map(|(&nonce, h)| artifact_from_hidden(round, nonce, h))
+        .collect()
 }
 
 /// Rule 1's input embeddings of `nonces` (`S×d` values each, rounded to the dtype) into `out`.
