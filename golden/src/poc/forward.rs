@@ -513,7 +513,7 @@ impl<D: MatmulDevice> Engine<D> {
                 h.truncate(nb * d);
             }
             let rows = h.len() / d;
-            self.attention(host, attention, qkv, nb, s, last, li, &rope)?;
+            self.attention(host, attention, qkv, s, li, &rope)?;
             overwritten(o, rows * d);
             let attn = &attention.out;
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
@@ -563,23 +563,23 @@ impl<D: MatmulDevice> Engine<D> {
         result
     }
 
-    /// Causal grouped-query attention for every nonce and head: returns the attention output
-    /// rows (`q_dim` wide, in the dtype) for every position, or only the last position when
-    /// `last_only`.
+    /// Causal grouped-query attention of layer `li` for every nonce and head: returns the
+    /// attention output rows (`q_dim` wide, in the dtype) for every position, or only the last
+    /// position in the last layer.
     fn attention(
         &mut self,
         host: &HostPool,
         bufs: &mut AttentionScratch,
         qkv: &[u16],
-        nb: usize,
         s: usize,
-        last_only: bool,
         li: usize,
         rope: &RopeTable,
     ) -> Result<(), PocError> {
+        let last_only = li + 1 == self.layers.len();
         let c = self.config.clone();
         let (hd, dt) = (c.head_dim, c.dtype);
         let width = c.q_dim() + 2 * c.kv_dim();
+        let nb = qkv.len() / (s * width);
         let queries: Vec<usize> = if last_only {
             vec![s - 1]
         } else {
@@ -650,7 +650,7 @@ impl<D: MatmulDevice> Engine<D> {
         let probs = overwritten(probs, count * m * s);
         let width = m * s; // one product: m query rows of s scores
         par_rows(host, probs, width, scores, width, |probs, scores| {
-            with_half!(dt, H => softmax_rows::<H>(probs, scores, s, &queries, scale));
+            with_half!(dt, H => softmax_rows::<H>(probs, scores, s, queries, scale));
         });
         let ctx = overwritten(ctx, count * m * hd);
         let spec = BatchSpec {
@@ -1282,10 +1282,10 @@ mod tests {
                     gu[f + g] = u;
                 }
                 swiglu::<H>(&mut act, &gu, f, &table.0);
-                for g in 0..f {
+                for (g, &got) in act.iter().enumerate() {
                     let sg = H::decode(H::round(math::silu(H::decode(g as u16))));
                     let want = H::round(sg * H::decode(u));
-                    assert_eq!(act[g], want, "{dt:?} gate {g:#06x} up {u:#06x}");
+                    assert_eq!(got, want, "{dt:?} gate {g:#06x} up {u:#06x}");
                 }
             }
         }

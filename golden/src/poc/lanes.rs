@@ -67,7 +67,7 @@ pub(crate) fn reduce_rows(
     lens: Option<&[usize]>,
     op: Reduction<'_>,
 ) -> [f32; ROW_LANES] {
-    let rows = if width == 0 { 0 } else { x.len() / width };
+    let rows = x.len().checked_div(width).unwrap_or(0);
     assert!(
         rows <= ROW_LANES && rows * width == x.len(),
         "reduce_rows takes at most {ROW_LANES} whole rows"
