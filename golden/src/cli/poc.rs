@@ -322,7 +322,8 @@ fn run_generate(
         let t = p.engine.timing();
         eprintln!(
             "model {} | device {} | load {:.2} s | {} nonces in {:.3} s = {:.2} artifacts/s | \
-             matrix products {:.3} s ({:.1}%), host {:.3} s ({:.1}%)",
+             matrix products {:.3} s ({:.1}%), host {:.3} s ({:.1}%) | off the critical path: \
+             next batches' input embeddings and previous batches' artifact steps {:.3} s on a background thread",
             p.model,
             p.engine.device().describe(),
             p.load_seconds,
@@ -333,6 +334,7 @@ fn run_generate(
             100.0 * (1.0 - t.host_fraction()),
             t.host().as_secs_f64(),
             100.0 * t.host_fraction(),
+            t.overlapped.as_secs_f64(),
         );
     }
     Ok(())

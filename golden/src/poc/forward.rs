@@ -24,10 +24,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::artifact::{artifact_from_hidden, Artifact, Round};
+use super::artifact::{artifact_from_hidden, Artifact, Round, RoundParams};
 use super::config::{Dtype, ModelConfig};
 use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
 use super::inputs::input_embeddings;
+use super::lanes::{self, Reduction, ROW_LANES};
 use super::math;
 use super::model::{ModelSource, TensorSpec};
 use super::{DeviceError, PocError};
@@ -89,8 +90,13 @@ struct Layer {
 pub struct Timing {
     /// Time inside device calls (the matrix products).
     pub device: Duration,
-    /// Total forward time (device plus host).
+    /// Total forward time (device plus host), the critical path.
     pub total: Duration,
+    /// Host work done on a background thread while the forward ran, off the critical path and
+    /// not part of `total`: the next batch's input embeddings and the previous batch's artifact
+    /// steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
+    /// counts in `total` as host time.
+    pub overlapped: Duration,
     /// Nonces computed.
     pub nonces: u64,
 }
@@ -118,6 +124,7 @@ pub struct Engine<D: MatmulDevice> {
     layers: Vec<Layer>,
     final_norm: Vec<f32>,
     inv_freq: Vec<f32>,
+    silu: SiluTable,
     timing: Timing,
     host: HostPool,
     scratch: Scratch,
@@ -136,7 +143,6 @@ struct Scratch {
     gu: Vec<u16>,
     act: Vec<u16>,
     down: Vec<u16>,
-    positions: Vec<usize>,
     attention: AttentionScratch,
 }
 
@@ -158,13 +164,6 @@ struct AttentionScratch {
     ctx: Vec<u16>,
     /// The result: attention output rows, `q_dim` wide.
     out: Vec<u16>,
-}
-
-/// `buf` resized to `len` and filled with zeros, reusing its allocation.
-fn zeroed<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
-    buf.clear();
-    buf.resize(len, T::default());
-    buf
 }
 
 /// `buf` resized to `len`, reusing its allocation, for a caller that overwrites every element
@@ -283,6 +282,7 @@ impl<D: MatmulDevice> Engine<D> {
             layers,
             final_norm,
             inv_freq,
+            silu: SiluTable::new(dtype),
             timing: Timing::default(),
             host: HostPool {
                 threads: 1,
@@ -330,22 +330,83 @@ impl<D: MatmulDevice> Engine<D> {
 
     /// Artifacts of `nonces` (in order; dropped NaN nonces are absent), `batch_size` nonces per
     /// forward pass. The bits do not depend on `batch_size`.
+    ///
+    /// With several batches, a background thread works while batch `i` runs, as a host would
+    /// while its device computes ([`Timing::overlapped`]): it finishes batch `i − 1`'s artifacts
+    /// (steps 8–12) and generates batch `i + 1`'s input embeddings (which depend on nothing but
+    /// the round and the nonces).
     pub fn artifacts(
         &mut self,
         round: &Round,
         nonces: &[u64],
         batch_size: usize,
     ) -> Result<Vec<Artifact>, PocError> {
+        let (d, dt) = (self.config.hidden_size, self.config.dtype);
+        let params = &round.params;
+        let batches: Vec<&[u64]> = nonces.chunks(batch_size.max(1)).collect();
         let mut out = Vec::with_capacity(nonces.len());
-        for batch in nonces.chunks(batch_size.max(1)) {
-            let hidden = self.hidden_states(round, batch)?;
-            // Steps 8–12 (normalise, pick, rotate, encode) count as host time too.
-            let start = Instant::now();
-            for (&nonce, h) in batch.iter().zip(&hidden) {
-                out.extend(artifact_from_hidden(round, nonce, h));
+        std::thread::scope(|scope| {
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, Background>> = None;
+            // The buffer the previous batch's embeddings were swapped out of, for the next ones.
+            let mut spare = Vec::new();
+            // The previous batch and its hidden states, whose artifacts are still to compute.
+            let mut finished: Option<(&[u64], Vec<Vec<f32>>)> = None;
+            for (i, &batch) in batches.iter().enumerate() {
+                let mut inputs = None;
+                if let Some(handle) = pending.take() {
+                    let wait = Instant::now();
+                    let done = handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    self.timing.total += wait.elapsed();
+                    self.timing.overlapped += done.spent;
+                    out.extend(done.artifacts);
+                    inputs = Some(done.inputs);
+                }
+                let next = batches.get(i + 1).copied();
+                if next.is_some() || finished.is_some() {
+                    let mut buf = std::mem::take(&mut spare);
+                    let previous = finished.take();
+                    pending = Some(scope.spawn(move || {
+                        let start = Instant::now();
+                        let artifacts = match &previous {
+                            Some((batch, hidden)) => artifacts_of(round, batch, hidden),
+                            None => Vec::new(),
+                        };
+                        if let Some(next) = next {
+                            let len = next.len() * params.seq_len * d;
+                            embed_into(overwritten(&mut buf, len), params, next, d, dt);
+                        }
+                        Background {
+                            artifacts,
+                            inputs: buf,
+                            spent: start.elapsed(),
+                        }
+                    }));
+                }
+                let hidden = self.hidden_states_from(round, batch, inputs.as_mut())?;
+                if let Some(old) = inputs {
+                    spare = old;
+                }
+                finished = Some((batch, hidden));
             }
-            self.timing.total += start.elapsed();
-        }
+            if let Some(handle) = pending.take() {
+                let wait = Instant::now();
+                let done = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                self.timing.total += wait.elapsed();
+                self.timing.overlapped += done.spent;
+                out.extend(done.artifacts);
+            }
+            // The last batch's steps 8–12 have nothing left to overlap with: host time.
+            if let Some((batch, hidden)) = finished {
+                let start = Instant::now();
+                out.extend(artifacts_of(round, batch, &hidden));
+                self.timing.total += start.elapsed();
+            }
+            Ok::<(), PocError>(())
+        })?;
         Ok(out)
     }
 
@@ -354,6 +415,17 @@ impl<D: MatmulDevice> Engine<D> {
         &mut self,
         round: &Round,
         nonces: &[u64],
+    ) -> Result<Vec<Vec<f32>>, PocError> {
+        self.hidden_states_from(round, nonces, None)
+    }
+
+    /// [`Engine::hidden_states`], from the batch's input embeddings when `inputs` holds them
+    /// (they are swapped in, and `inputs` gets a spare buffer back).
+    fn hidden_states_from(
+        &mut self,
+        round: &Round,
+        nonces: &[u64],
+        inputs: Option<&mut Vec<u16>>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         if round.hidden_size != self.config.hidden_size
             || round.reflections.len() != self.config.num_layers
@@ -379,7 +451,7 @@ impl<D: MatmulDevice> Engine<D> {
             },
         );
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.forward(&host, &mut scratch, round, nonces);
+        let result = self.forward(&host, &mut scratch, round, nonces, inputs);
         self.host = host;
         self.scratch = scratch;
         self.timing.total += start.elapsed();
@@ -393,6 +465,7 @@ impl<D: MatmulDevice> Engine<D> {
         scratch: &mut Scratch,
         round: &Round,
         nonces: &[u64],
+        inputs: Option<&mut Vec<u16>>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
@@ -405,17 +478,17 @@ impl<D: MatmulDevice> Engine<D> {
             gu,
             act,
             down,
-            positions,
             attention,
         } = scratch;
-        let h_rows = overwritten(h, nonces.len() * s * d);
-        par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
-            for (rows, &nonce) in h.chunks_exact_mut(s * d).zip(nonces) {
-                let x =
-                    input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
-                dt.round_slice(&x, rows);
+        match inputs {
+            Some(inputs) if inputs.len() == nonces.len() * s * d => std::mem::swap(h, inputs),
+            _ => {
+                let h_rows = overwritten(h, nonces.len() * s * d);
+                par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
+                    embed_into(h, p, nonces, d, dt);
+                });
             }
-        });
+        }
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
         let f = c.intermediate_size;
@@ -426,10 +499,12 @@ impl<D: MatmulDevice> Engine<D> {
             // Attention block.
             let layer = &self.layers[li];
             let (qkv_handle, o_handle) = (layer.qkv, layer.o);
-            par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+            if li == 0 {
+                // Later layers get their input norm from the previous layer's last pass.
+                par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+            }
             overwritten(qkv, rows * qkv_width);
             self.on_device(|dev| dev.matmul_weight(qkv_handle, xn, rows, out(dt, qkv)))?;
-            self.qk_norm_and_rope(host, li, qkv, positions, s, &rope);
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
                 for b in 0..nb {
@@ -438,32 +513,39 @@ impl<D: MatmulDevice> Engine<D> {
                 h.truncate(nb * d);
             }
             let rows = h.len() / d;
-            self.attention(host, attention, qkv, nb, s, last)?;
+            self.attention(host, attention, qkv, s, li, &rope)?;
             overwritten(o, rows * d);
             let attn = &attention.out;
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
-            par_rows(host, h, d, o, d, |h, o| add_residual(h, o, dt));
-            // MLP block.
+            // Residual add and the MLP block's RMSNorm, in one pass over `h`.
             let layer = &self.layers[li];
             let (gate_up_handle, down_handle) = (layer.gate_up, layer.down);
-            par_rmsnorm(host, h, d, &layer.post_norm, c.rms_norm_eps, dt, xn);
+            let (post_norm, eps) = (&layer.post_norm, c.rms_norm_eps);
+            let xn_rows = overwritten(xn, h.len());
+            par_rows_pair(host, h, xn_rows, d, o, |h, xn, o| {
+                with_half!(dt, H => residual_rmsnorm_into::<H>(h, o, d, post_norm, eps, xn));
+            });
             overwritten(gu, rows * 2 * f);
             self.on_device(|dev| dev.matmul_weight(gate_up_handle, xn, rows, out(dt, gu)))?;
             let act_rows = overwritten(act, rows * f);
-            par_rows(host, act_rows, f, gu, 2 * f, |act, gu| match dt {
-                Dtype::Bf16 => swiglu::<Bf16T>(act, gu, f),
-                Dtype::F16 => swiglu::<F16T>(act, gu, f),
+            let silu = &self.silu.0;
+            par_rows(host, act_rows, f, gu, 2 * f, |act, gu| {
+                with_half!(dt, H => swiglu::<H>(act, gu, f, silu));
             });
             overwritten(down, rows * d);
             self.on_device(|dev| dev.matmul_weight(down_handle, act, rows, out(dt, down)))?;
-            // Residual add, then the network's layer reflection.
+            // Residual add, the network's layer reflection, and the next RMSNorm.
             let v = &round.reflections[li];
-            par_rows(host, h, d, down, d, |h, down| {
-                add_residual(h, down, dt);
-                reflect_rows(h, d, v, dt);
+            let next_norm = match self.layers.get(li + 1) {
+                Some(next) => &next.input_norm,
+                None => &self.final_norm,
+            };
+            let xn_rows = overwritten(xn, h.len());
+            par_rows_pair(host, h, xn_rows, d, down, |h, xn, down| {
+                with_half!(dt, H => residual_reflect_rmsnorm_into::<H>(h, down, d, v, next_norm, eps, xn));
             });
         }
-        let normed = rmsnorm_rows(h, d, &self.final_norm, c.rms_norm_eps, dt);
+        let normed = &xn[..nonces.len() * d];
         Ok(normed
             .chunks_exact(d)
             .map(|row| decode_all(dt, row))
@@ -481,46 +563,23 @@ impl<D: MatmulDevice> Engine<D> {
         result
     }
 
-    /// Qwen3's per-head q/k RMSNorm (when present) and RoPE, in place on the fused q|k|v rows.
-    fn qk_norm_and_rope(
-        &self,
-        host: &HostPool,
-        li: usize,
-        qkv: &mut [u16],
-        positions: &mut Vec<usize>,
-        s: usize,
-        rope: &RopeTable,
-    ) {
-        let c = &self.config;
-        let (hd, dt, eps, q_heads) = (c.head_dim, c.dtype, c.rms_norm_eps, c.num_heads);
-        let width = c.q_dim() + 2 * c.kv_dim();
-        let heads = c.num_heads + c.num_kv_heads; // q heads then k heads; v untouched
-        let norm = self.layers[li].qk_norm.as_ref();
-        positions.clear();
-        positions.extend((0..qkv.len() / width).map(|r| r % s));
-        par_rows(host, qkv, width, positions, 1, |rows, positions| {
-            with_half!(dt, H => qk_rope_rows::<H>(
-                rows, positions, width, hd, q_heads, heads, norm, eps, rope
-            ));
-        });
-    }
-
-    /// Causal grouped-query attention for every nonce and head: returns the attention output
-    /// rows (`q_dim` wide, in the dtype) for every position, or only the last position when
-    /// `last_only`.
+    /// Causal grouped-query attention of layer `li` for every nonce and head: returns the
+    /// attention output rows (`q_dim` wide, in the dtype) for every position, or only the last
+    /// position in the last layer.
     fn attention(
         &mut self,
         host: &HostPool,
         bufs: &mut AttentionScratch,
         qkv: &[u16],
-        nb: usize,
         s: usize,
-        last_only: bool,
+        li: usize,
+        rope: &RopeTable,
     ) -> Result<(), PocError> {
+        let last_only = li + 1 == self.layers.len();
         let c = self.config.clone();
         let (hd, dt) = (c.head_dim, c.dtype);
         let width = c.q_dim() + 2 * c.kv_dim();
-        let group = c.num_heads / c.num_kv_heads;
+        let nb = qkv.len() / (s * width);
         let queries: Vec<usize> = if last_only {
             vec![s - 1]
         } else {
@@ -538,30 +597,25 @@ impl<D: MatmulDevice> Engine<D> {
             out: attn,
         } = bufs;
         // Scores: A = Q rows of the queried positions, B = Kᵀ; then V. Laid out nonce-major, so
-        // each nonce's part is gathered independently (in parallel).
-        let heads = c.num_heads;
-        let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+        // each nonce's part is gathered independently (in parallel), with the q/k norms and
+        // RoPE applied on the way.
+        let (heads, q_dim) = (c.num_heads, c.q_dim());
         let (per_q, per_k, per_v) = (heads * m * hd, heads * hd * s, heads * s * hd);
         let qa = overwritten(qa, nb * per_q);
         let kt = overwritten(kt, nb * per_k);
         let vb = overwritten(vb, nb * per_v);
+        let dims = AttentionDims {
+            s,
+            hd,
+            heads,
+            kv_heads: c.num_kv_heads,
+            q_dim,
+            kv_dim: c.kv_dim(),
+        };
+        let (norm, eps) = (self.layers[li].qk_norm.as_ref(), c.rms_norm_eps);
+        let queries = &queries[..];
         let gather = |(((qa, kt), vb), x): GatherParts<'_>| {
-            for head in 0..heads {
-                let kvh = head / group;
-                for (t, &i) in queries.iter().enumerate() {
-                    let at = i * width + head * hd;
-                    qa[(head * m + t) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
-                }
-                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
-                for j in 0..s {
-                    let at = j * width + q_dim + kvh * hd;
-                    for (e, &k) in x[at..at + hd].iter().enumerate() {
-                        kt[e * s + j] = k;
-                    }
-                    let at = j * width + q_dim + kv_dim + kvh * hd;
-                    vb[(head * s + j) * hd..][..hd].copy_from_slice(&x[at..at + hd]);
-                }
-            }
+            with_half!(dt, H => gather_nonce::<H>(x, qa, kt, vb, dims, queries, rope, norm, eps));
         };
         match &host.pool {
             Some(pool) if nb > 1 => {
@@ -592,11 +646,11 @@ impl<D: MatmulDevice> Engine<D> {
         };
         self.on_device(|dev| dev.matmul_batch(&spec, qa, kt, MatOut::F32(scores)))?;
         let scale = 1.0f32 / (hd as f32).sqrt();
-        // Masked positions stay +0: exact zero products leave the accumulator unchanged.
-        let probs = zeroed(probs, count * m * s);
+        // Masked positions are +0: exact zero products leave the accumulator unchanged.
+        let probs = overwritten(probs, count * m * s);
         let width = m * s; // one product: m query rows of s scores
         par_rows(host, probs, width, scores, width, |probs, scores| {
-            with_half!(dt, H => softmax_rows::<H>(probs, scores, s, &queries, scale));
+            with_half!(dt, H => softmax_rows::<H>(probs, scores, s, queries, scale));
         });
         let ctx = overwritten(ctx, count * m * hd);
         let spec = BatchSpec {
@@ -627,32 +681,71 @@ impl<D: MatmulDevice> Engine<D> {
 
 simd_fn! {
 /// Causal softmax of `scale ·` each product's score rows (`queries.len()` rows of `s` scores per
-/// product) into probabilities in the dtype; positions after the query stay untouched (+0).
+/// product, row `t` of a product attending to keys `0..=queries[t]`) into probabilities in the
+/// dtype; every position after the query is written `+0`.
+///
+/// The maxima and the sequential sums of [`ROW_LANES`] rows run side by side
+/// ([`lanes::reduce_rows`]); the exponentials run over whole vectors (those past the query are
+/// never used).
 fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize], scale: f32) {
-    let width = queries.len() * s;
-    let mut e = vec![0f32; s];
-    for (srows, prows) in scores.chunks_exact(width).zip(probs.chunks_exact_mut(width)) {
-        for ((srow, prow), &i) in srows.chunks_exact(s).zip(prows.chunks_exact_mut(s)).zip(queries) {
-            let valid = &srow[..=i];
-            let mut max = f32::NEG_INFINITY;
-            for &x in valid {
-                max = max.max(x * scale);
-            }
-            // The exponentials in one loop (it vectorises), their ordered sum in another (a
-            // sequential f32 chain by contract).
-            for (ej, &x) in e.iter_mut().zip(valid) {
+    let m = queries.len();
+    let mut e = vec![0f32; s * ROW_LANES];
+    let mut lens = [0usize; ROW_LANES];
+    let groups = scores.chunks(s * ROW_LANES).zip(probs.chunks_mut(s * ROW_LANES));
+    for (g, (srows, prows)) in groups.enumerate() {
+        let lens = &mut lens[..srows.len() / s];
+        for (r, len) in lens.iter_mut().enumerate() {
+            *len = queries[(g * ROW_LANES + r) % m] + 1;
+        }
+        let max = lanes::reduce_rows(srows, s, Some(lens), Reduction::MaxScaled(scale));
+        let e = &mut e[..srows.len()];
+        let rows = e.chunks_exact_mut(s).zip(srows.chunks_exact(s));
+        for (((erow, srow), &max), &len) in rows.zip(&max).zip(lens.iter()) {
+            // Up to the query rounded up to whole vectors (exponentials are most of the cost).
+            let upto = len.next_multiple_of(16).min(s);
+            for (ej, &x) in erow[..upto].iter_mut().zip(srow) {
                 *ej = math::exp_f32(x * scale - max);
             }
-            let mut sum = 0f32;
-            for &ej in &e[..=i] {
-                sum += ej;
-            }
-            for (pj, &ej) in prow.iter_mut().zip(&e[..=i]) {
-                *pj = H::round(ej / sum);
+        }
+        let sums = lanes::reduce_rows(e, s, Some(lens), Reduction::Sum);
+        let rows = prows.chunks_exact_mut(s).zip(e.chunks_exact(s)).zip(sums.iter().zip(lens.iter()));
+        for ((prow, erow), (&sum, &len)) in rows {
+            for (j, (pj, &ej)) in prow.iter_mut().zip(erow).enumerate() {
+                let p = H::round(ej / sum);
+                *pj = if j < len { p } else { 0 };
             }
         }
     }
 }
+}
+
+/// What [`Engine::artifacts`]' background thread hands back.
+struct Background {
+    /// The previous batch's artifacts.
+    artifacts: Vec<Artifact>,
+    /// The next batch's input embeddings (or the spare buffer, untouched, after the last batch).
+    inputs: Vec<u16>,
+    /// Wall time the thread worked.
+    spent: Duration,
+}
+
+/// Steps 8–12 (normalise, pick, rotate, encode) for one batch's final hidden states; nonces
+/// whose hidden state is not finite are dropped.
+fn artifacts_of(round: &Round, batch: &[u64], hidden: &[Vec<f32>]) -> Vec<Artifact> {
+    batch
+        .iter()
+        .zip(hidden)
+        .filter_map(|(&nonce, h)| artifact_from_hidden(round, nonce, h))
+        .collect()
+}
+
+/// Rule 1's input embeddings of `nonces` (`S×d` values each, rounded to the dtype) into `out`.
+fn embed_into(out: &mut [u16], p: &RoundParams, nonces: &[u64], d: usize, dt: Dtype) {
+    let s = p.seq_len;
+    for (rows, &nonce) in out.chunks_exact_mut(s * d).zip(nonces) {
+        let x = input_embeddings(&p.block_hash, &p.public_key, nonce, s, d, p.embedding_rng);
+        dt.round_slice(&x, rows);
+    }
 }
 
 /// The output buffer for the model dtype.
@@ -663,58 +756,41 @@ fn out(dt: Dtype, buf: &mut [u16]) -> MatOut<'_> {
     }
 }
 
-/// RMSNorm of each `width`-wide row (rule 2 of the module documentation).
-fn rmsnorm_rows(x: &[u16], width: usize, weight: &[f32], eps: f32, dt: Dtype) -> Vec<u16> {
-    let mut out = vec![0u16; x.len()];
-    with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, &mut out));
-    out
-}
-
 simd_fn! {
 /// RMSNorm of each `width`-wide row of `x` into `out` (rule 2 of the module documentation).
 ///
 /// Each row's `Σ x²` is a sequential `f32` chain by contract, so one row alone runs at the
-/// latency of an addition per element. Groups of [`NORM_LANES`] rows run their chains side by
-/// side instead, one row per vector lane, each still in index order: the same bits, several
-/// times faster.
+/// latency of an addition per element. Groups of [`ROW_LANES`] rows run their chains side by
+/// side instead ([`lanes::reduce_rows`]), each still in index order: the same bits, several times faster.
 fn rmsnorm_into<H>(x: &[u16], width: usize, weight: &[f32], eps: f32, out: &mut [u16]) {
-    let mut v = vec![0f32; width * NORM_LANES];
-    let mut columns = vec![0f32; width * NORM_LANES];
-    for (rows, outs) in x.chunks(width * NORM_LANES).zip(out.chunks_mut(width * NORM_LANES)) {
+    let mut v = vec![0f32; width * ROW_LANES];
+    for (rows, outs) in x.chunks(width * ROW_LANES).zip(out.chunks_mut(width * ROW_LANES)) {
         let v = &mut v[..rows.len()];
         for (vi, &b) in v.iter_mut().zip(rows) {
             *vi = H::decode(b);
         }
-        let mut sums = [0f32; NORM_LANES];
-        if rows.len() == width * NORM_LANES {
-            for (r, row) in v.chunks_exact(width).enumerate() {
-                for (k, &t) in row.iter().enumerate() {
-                    columns[k * NORM_LANES + r] = t;
-                }
-            }
-            for column in columns.chunks_exact(NORM_LANES) {
-                for (sum, &t) in sums.iter_mut().zip(column) {
-                    *sum += t * t;
-                }
-            }
-        } else {
-            for (sum, row) in sums.iter_mut().zip(v.chunks_exact(width)) {
-                *sum = math::sum_squares(row);
-            }
-        }
-        for ((o, row), &sum) in outs.chunks_exact_mut(width).zip(v.chunks_exact(width)).zip(&sums) {
-            let mean = sum / width as f32;
-            let r = 1.0 / (mean + eps).sqrt();
-            for ((o, &xi), &w) in o.iter_mut().zip(row).zip(weight) {
-                *o = H::round(w * H::decode(H::round(xi * r)));
-            }
-        }
+        normalize_group::<H>(v, width, weight, eps, outs);
     }
 }
 }
 
-/// Rows whose RMSNorm sums run side by side (one per `f32` lane of a 256-bit vector).
-const NORM_LANES: usize = 8;
+/// The second half of [`rmsnorm_into`] for one group of at most [`ROW_LANES`] decoded rows `v`:
+/// the rows' sums of squares side by side, then `round(w · round(x · r))` into `outs`.
+#[inline(always)]
+fn normalize_group<H: Half>(v: &[f32], width: usize, weight: &[f32], eps: f32, outs: &mut [u16]) {
+    let sums = lanes::reduce_rows(v, width, None, Reduction::SumSquares);
+    for ((o, row), &sum) in outs
+        .chunks_exact_mut(width)
+        .zip(v.chunks_exact(width))
+        .zip(&sums)
+    {
+        let mean = sum / width as f32;
+        let r = 1.0 / (mean + eps).sqrt();
+        for ((o, &xi), &w) in o.iter_mut().zip(row).zip(weight) {
+            *o = H::round(w * H::decode(H::round(xi * r)));
+        }
+    }
+}
 
 /// Picks the [`Half`] type of a [`Dtype`] for a generic body: `with_half!(dt, H => body)`.
 macro_rules! with_half {
@@ -773,17 +849,72 @@ impl Half for F16T {
 }
 
 simd_fn! {
-/// SwiGLU of fused gate|up rows (`2f` wide) into `f`-wide rows: `round(round(silu(g)) · u)`.
-fn swiglu<H>(act: &mut [u16], gu: &[u16], f: usize) {
+/// SwiGLU of fused gate|up rows (`2f` wide) into `f`-wide rows: `round(round(silu(g)) · u)`,
+/// with `dec(round(silu(g)))` looked up in `silu` ([`SiluTable`]).
+fn swiglu<H>(act: &mut [u16], gu: &[u16], f: usize, silu: &[f32; 1 << 16]) {
+    let mut gate_silu = vec![0f32; f];
     for (a, row) in act.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
         let (gate, up) = row.split_at(f);
-        for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
-            let sg = H::decode(H::round(math::silu(H::decode(g))));
+        look_up(&mut gate_silu, gate, silu);
+        for ((a, &sg), &u) in a.iter_mut().zip(&gate_silu).zip(up) {
             *a = H::round(sg * H::decode(u));
         }
     }
 }
 }
+
+/// `out[i] = table[keys[i]]`. Kept out of line and compiled for the baseline CPU on purpose:
+/// inside an AVX-512 function the compiler turns this loop into vector gathers, which are
+/// slower than plain loads on CPUs with the Gather Data Sampling mitigation (measured 1.2 – 1.6
+/// against 0.85 ns per element for the whole SwiGLU on the benchmark machine).
+#[inline(never)]
+fn look_up(out: &mut [f32], keys: &[u16], table: &[f32; 1 << 16]) {
+    for (o, &k) in out.iter_mut().zip(keys) {
+        *o = table[usize::from(k)];
+    }
+}
+
+/// `dec(round(silu(dec(g))))` for every 16-bit pattern `g` of the model dtype (rule 8's gate
+/// half). It depends on nothing but the gate's 16 bits, so a table built once per model with the
+/// very same operations gives the same bits as computing it per element, and replaces an
+/// exponential and a division per element (most of the MLP's host time) with one load from a
+/// 256 KiB table that stays in cache.
+struct SiluTable(Box<[f32; 1 << 16]>);
+
+impl SiluTable {
+    fn new(dt: Dtype) -> Self {
+        with_half!(dt, H => Self::build::<H>())
+    }
+
+    fn build<H: Half>() -> Self {
+        let values: Vec<f32> = (0..=u16::MAX)
+            .map(|g| H::decode(H::round(math::silu(H::decode(g)))))
+            .collect();
+        SiluTable(
+            values
+                .into_boxed_slice()
+                .try_into()
+                .expect("one entry per 16-bit pattern"),
+        )
+    }
+}
+
+/// Rows per task when `rows` are split over `threads` threads: about [`TASKS_PER_THREAD`] tasks
+/// per thread, so a thread that wakes up late still finds work to take (with one task per thread
+/// the first thread awake often ran them all, which on the loaded benchmark machine made the
+/// host's loops take half again as long), in whole groups of [`ROW_LANES`] rows where the rows
+/// allow it.
+fn rows_per_task(rows: usize, threads: usize) -> usize {
+    let per = rows.div_ceil(threads * TASKS_PER_THREAD).max(1);
+    if rows >= ROW_LANES * threads * TASKS_PER_THREAD {
+        per.next_multiple_of(ROW_LANES)
+    } else {
+        per
+    }
+}
+
+/// See [`rows_per_task`].
+const TASKS_PER_THREAD: usize = 4;
 
 /// Runs `work` on matching row ranges of `out` (`out_width` per row) and `input` (`in_width` per
 /// row), split over up to `threads` threads. Rows are independent, so the split cannot change
@@ -801,7 +932,7 @@ fn par_rows<O: Send, I: Sync>(
     let threads = host.threads.min(rows).max(1);
     match &host.pool {
         Some(pool) if threads > 1 => {
-            let per = rows.div_ceil(threads);
+            let per = rows_per_task(rows, threads);
             pool.install(|| {
                 out.par_chunks_mut(per * out_width)
                     .zip(input.par_chunks(per * in_width))
@@ -812,7 +943,7 @@ fn par_rows<O: Send, I: Sync>(
     }
 }
 
-/// [`rmsnorm_rows`] split over threads, into `out` (resized to `x`'s length).
+/// [`rmsnorm_into`] split over threads, into `out` (resized to `x`'s length).
 fn par_rmsnorm(
     threads: &HostPool,
     x: &[u16],
@@ -828,69 +959,191 @@ fn par_rmsnorm(
     });
 }
 
-/// `h ← round(h + y)` elementwise.
-fn add_residual(h: &mut [u16], y: &[u16], dt: Dtype) {
-    with_half!(dt, H => residual::<H>(h, y));
-}
-
-simd_fn! {
-fn residual<H>(h: &mut [u16], y: &[u16]) {
-    for (a, &b) in h.iter_mut().zip(y) {
-        *a = H::round(H::decode(*a) + H::decode(b));
-    }
-}
-}
-
-/// The layer reflection on each `d`-wide row: decode, [`math::reflect`], round.
-fn reflect_rows(h: &mut [u16], d: usize, v: &[f32], dt: Dtype) {
-    with_half!(dt, H => reflect_rows_h::<H>(h, d, v));
-}
-
-simd_fn! {
-fn reflect_rows_h<H>(h: &mut [u16], d: usize, v: &[f32]) {
-    let mut x = vec![0f32; d];
-    for row in h.chunks_exact_mut(d) {
-        for (xi, &b) in x.iter_mut().zip(row.iter()) {
-            *xi = H::decode(b);
-        }
-        math::reflect(&mut x, v);
-        for (b, &xi) in row.iter_mut().zip(&x) {
-            *b = H::round(xi);
-        }
-    }
-}
-}
-
-simd_fn! {
-/// Qwen3's per-head q/k RMSNorm (when `norm` is given) and RoPE on fused q|k|v rows.
-fn qk_rope_rows<H>(
-    rows: &mut [u16],
-    positions: &[usize],
+/// Like [`par_rows`] for two outputs of the same row width (`a` updated in place, `b` written)
+/// and one input of that width.
+fn par_rows_pair<I: Sync>(
+    host: &HostPool,
+    a: &mut [u16],
+    b: &mut [u16],
     width: usize,
+    input: &[I],
+    work: impl Fn(&mut [u16], &mut [u16], &[I]) + Sync,
+) {
+    use rayon::prelude::*;
+    let rows = a.len() / width;
+    let threads = host.threads.min(rows).max(1);
+    match &host.pool {
+        Some(pool) if threads > 1 => {
+            let per = rows_per_task(rows, threads) * width;
+            pool.install(|| {
+                a.par_chunks_mut(per)
+                    .zip(b.par_chunks_mut(per))
+                    .zip(input.par_chunks(per))
+                    .for_each(|((a, b), i)| work(a, b, i));
+            });
+        }
+        _ => work(a, b, input),
+    }
+}
+
+simd_fn! {
+/// The attention block's end on each `width`-wide row: the residual add `h ← round(h + y)`,
+/// then the MLP's RMSNorm of the new `h` into `out` (as [`rmsnorm_into`] would compute it from
+/// `h`, without reading `h` back).
+fn residual_rmsnorm_into<H>(
+    h: &mut [u16],
+    y: &[u16],
+    width: usize,
+    weight: &[f32],
+    eps: f32,
+    out: &mut [u16],
+) {
+    let mut v = vec![0f32; width * ROW_LANES];
+    let groups = h
+        .chunks_mut(width * ROW_LANES)
+        .zip(y.chunks(width * ROW_LANES))
+        .zip(out.chunks_mut(width * ROW_LANES));
+    for ((rows, ys), outs) in groups {
+        let v = &mut v[..rows.len()];
+        for ((vi, a), &b) in v.iter_mut().zip(rows.iter_mut()).zip(ys) {
+            *a = H::round(H::decode(*a) + H::decode(b));
+            *vi = H::decode(*a);
+        }
+        normalize_group::<H>(v, width, weight, eps, outs);
+    }
+}
+}
+
+simd_fn! {
+/// The MLP block's end on each `d`-wide row: the residual add `h ← round(h + y)`, the layer
+/// reflection ([`math::reflect`]: `round(x − t·v)`, `t = 2·(v·x)` in `f32`), then the next
+/// RMSNorm (the next layer's input norm, or the final norm) of the new `h` into `out`, all in one
+/// pass over `h`. The dot products of [`ROW_LANES`] rows run side by side
+/// ([`lanes::reduce_rows`]), each in index order.
+fn residual_reflect_rmsnorm_into<H>(
+    h: &mut [u16],
+    y: &[u16],
+    d: usize,
+    v: &[f32],
+    weight: &[f32],
+    eps: f32,
+    out: &mut [u16],
+) {
+    let v = &v[..d];
+    let mut x = vec![0f32; d * ROW_LANES];
+    let groups = h
+        .chunks_mut(d * ROW_LANES)
+        .zip(y.chunks(d * ROW_LANES))
+        .zip(out.chunks_mut(d * ROW_LANES));
+    for ((rows, ys), outs) in groups {
+        let x = &mut x[..rows.len()];
+        for ((xi, &a), &b) in x.iter_mut().zip(rows.iter()).zip(ys) {
+            *xi = H::decode(H::round(H::decode(a) + H::decode(b)));
+        }
+        let dots = lanes::reduce_rows(x, d, None, Reduction::Dot(v));
+        for ((row, xr), &dot) in rows.chunks_exact_mut(d).zip(x.chunks_exact_mut(d)).zip(&dots) {
+            let t = 2.0 * dot;
+            for ((b, xi), &vi) in row.iter_mut().zip(xr.iter_mut()).zip(v) {
+                *b = H::round(*xi - t * vi);
+                *xi = H::decode(*b);
+            }
+        }
+        normalize_group::<H>(x, d, weight, eps, outs);
+    }
+}
+}
+
+/// Shapes of one nonce's fused q|k|v rows (`q_dim + 2·kv_dim` wide, `s` of them).
+#[derive(Clone, Copy, Debug)]
+struct AttentionDims {
+    s: usize,
     hd: usize,
-    q_heads: usize,
     heads: usize,
+    kv_heads: usize,
+    q_dim: usize,
+    kv_dim: usize,
+}
+
+simd_fn! {
+/// One nonce's attention operands from its fused q|k|v rows `x`: the queried positions' query
+/// heads into `qa` (`heads × m × hd`), every key head transposed into `kt` (`heads × hd × s`,
+/// repeated for the query heads sharing it) and every value head into `vb` (`heads × s × hd`).
+/// Queries and keys get Qwen3's per-head RMSNorm (when `norm` is given) and RoPE on the way.
+fn gather_nonce<H>(
+    x: &[u16],
+    qa: &mut [u16],
+    kt: &mut [u16],
+    vb: &mut [u16],
+    dims: AttentionDims,
+    queries: &[usize],
+    rope: &RopeTable,
     norm: Option<&(Vec<f32>, Vec<f32>)>,
     eps: f32,
-    rope: &RopeTable,
 ) {
-    let mut x = vec![0f32; hd];
-    let mut normed = vec![0u16; hd];
-    for (row, &pos) in rows.chunks_exact_mut(width).zip(positions) {
-        for head in 0..heads {
-            let slot = &mut row[head * hd..(head + 1) * hd];
-            if let Some((qn, kn)) = norm {
-                let w = if head < q_heads { qn } else { kn };
-                rmsnorm_into::<H>(slot, hd, w, eps, &mut normed);
-                slot.copy_from_slice(&normed);
+    let AttentionDims { s, hd, heads, kv_heads, q_dim, kv_dim } = dims;
+    let (width, group, m) = (q_dim + 2 * kv_dim, heads / kv_heads, queries.len());
+    let mut work = HeadWork {
+        decoded: vec![0f32; hd],
+        normed: vec![0u16; hd],
+    };
+    let mut key = vec![0u16; hd];
+    let mut t = 0; // the next query (ascending positions)
+    for (j, row) in x.chunks_exact(width).enumerate() {
+        for kvh in 0..kv_heads {
+            let k = &row[q_dim + kvh * hd..][..hd];
+            work.norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut key);
+            let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
+            for head in kvh * group..(kvh + 1) * group {
+                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
+                for (e, &ke) in key.iter().enumerate() {
+                    kt[e * s + j] = ke;
+                }
+                vb[(head * s + j) * hd..][..hd].copy_from_slice(v);
             }
-            for (xi, &b) in x.iter_mut().zip(slot.iter()) {
-                *xi = H::decode(b);
+        }
+        if queries.get(t) == Some(&j) {
+            for head in 0..heads {
+                let q = &row[head * hd..][..hd];
+                let out = &mut qa[(head * m + t) * hd..][..hd];
+                work.norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, out);
             }
-            rope.apply::<H>(pos, &x, slot);
+            t += 1;
         }
     }
 }
+}
+
+/// Buffers for [`HeadWork::norm_rope`].
+struct HeadWork {
+    decoded: Vec<f32>,
+    normed: Vec<u16>,
+}
+
+impl HeadWork {
+    /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3), then
+    /// RoPE, into `out`.
+    #[inline(always)]
+    fn norm_rope<H: Half>(
+        &mut self,
+        head: &[u16],
+        pos: usize,
+        norm: Option<&[f32]>,
+        eps: f32,
+        rope: &RopeTable,
+        out: &mut [u16],
+    ) {
+        let source = match norm {
+            Some(w) => {
+                rmsnorm_into::<H>(head, head.len(), w, eps, &mut self.normed);
+                &self.normed[..]
+            }
+            None => head,
+        };
+        for (xi, &b) in self.decoded.iter_mut().zip(source) {
+            *xi = H::decode(b);
+        }
+        rope.apply::<H>(pos, &self.decoded, out);
+    }
 }
 
 /// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
@@ -1011,9 +1264,38 @@ mod tests {
         }
     }
 
+    /// The table-driven SwiGLU equals rule 8 computed per element, for every gate pattern
+    /// (NaNs, infinities, subnormals included) and a spread of up values, in both dtypes.
+    #[test]
+    fn swiglu_table_equals_rule_8() {
+        fn check<H: Half>(dt: Dtype) {
+            let table = SiluTable::new(dt);
+            let ups = [
+                0x0000u16, 0x8000, 0x3c00, 0x3f80, 0xc2c8, 0x7c00, 0x7f80, 0x0001, 0x7fff,
+            ];
+            let f = 1 << 16;
+            let mut gu = vec![0u16; 2 * f];
+            let mut act = vec![0u16; f];
+            for &u in &ups {
+                for g in 0..f {
+                    gu[g] = g as u16;
+                    gu[f + g] = u;
+                }
+                swiglu::<H>(&mut act, &gu, f, &table.0);
+                for (g, &got) in act.iter().enumerate() {
+                    let sg = H::decode(H::round(math::silu(H::decode(g as u16))));
+                    let want = H::round(sg * H::decode(u));
+                    assert_eq!(got, want, "{dt:?} gate {g:#06x} up {u:#06x}");
+                }
+            }
+        }
+        check::<Bf16T>(Dtype::Bf16);
+        check::<F16T>(Dtype::F16);
+    }
+
     #[test]
     fn grouped_rmsnorm_equals_one_row_at_a_time() {
-        // 13 rows: one full group of NORM_LANES and a partial one; values spanning magnitudes.
+        // 13 rows: one full group of ROW_LANES and a partial one; values spanning magnitudes.
         let width = 24;
         let mut state = 0x1234_5678u32;
         let x: Vec<u16> = (0..13 * width)

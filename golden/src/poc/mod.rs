@@ -12,7 +12,8 @@
 //!   and Hugging Face checkpoints);
 //! - [`device`]: the [`device::MatmulDevice`] trait every matrix product goes through, with the
 //!   CPU implementations in [`cpu`];
-//! - [`forward`]: the batched transformer forward (host side of the split);
+//! - [`forward`]: the batched transformer forward (host side of the split), with `lanes` for its
+//!   fixed-order reductions of many rows at once;
 //! - [`artifact`]: normalisation, pick, rotation and the f16/base64 encoding;
 //! - [`validate`]: the mismatch rule and the binomial fraud test;
 //! - [`hash`]: the bit-exact hash mode.
@@ -24,6 +25,7 @@ pub mod device;
 pub mod forward;
 pub mod hash;
 pub mod inputs;
+mod lanes;
 pub mod math;
 pub mod model;
 pub mod record;

@@ -1,0 +1,331 @@
+//! Sequential `f32` reductions of many rows at once, for the host side of the forward.
+//!
+//! The contract fixes each row's reductions (RMSNorm's `Σ x²`, the reflection's `v·x`, softmax's
+//! `Σ e_j`) as a sequential `f32` chain from index 0, each term and each sum rounded. One row
+//! alone therefore runs at the latency of one addition per element. [`reduce_rows`] runs
+//! [`ROW_LANES`] rows' chains side by side instead: step `k` of every row, then step `k + 1`, each
+//! row still in index order, so the bits are those of reducing each row alone. On x86 with AVX
+//! the rows become vector lanes: 8×8 tiles are transposed in registers (rows to lanes) and each
+//! column is one vector operation.
+
+/// Rows whose reductions [`reduce_rows`] computes side by side.
+pub(crate) const ROW_LANES: usize = 16;
+
+/// A fixed-order reduction of one row `t_0, t_1, …`: an accumulator from [`Reduction::init`],
+/// updated by [`Reduction::step`] at `k = 0, 1, …`, each operation rounded (no fused
+/// multiply-add).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reduction<'a> {
+    /// `Σ t_k · t_k` (RMSNorm).
+    SumSquares,
+    /// `Σ w[k] · t_k` (the reflection's dot product; `w` has at least one weight per column).
+    Dot(&'a [f32]),
+    /// `Σ t_k` (softmax's denominator).
+    Sum,
+    /// `max t_k · scale` (softmax's shift), starting from `−∞`; a NaN term never replaces the
+    /// accumulator. Between a `+0` and a `−0` maximum the first one seen is kept, where `f32::max`
+    /// may return either; the result `m` only enters `exp32(t·scale − m)`, which is 1 for either
+    /// zero, so no output bit depends on it.
+    MaxScaled(f32),
+}
+
+impl Reduction<'_> {
+    /// The accumulator before the first term.
+    #[inline(always)]
+    pub(crate) fn init(self) -> f32 {
+        match self {
+            Reduction::MaxScaled(_) => f32::NEG_INFINITY,
+            _ => 0.0,
+        }
+    }
+
+    /// The accumulator after the term `t` at index `k`.
+    #[inline(always)]
+    pub(crate) fn step(self, acc: f32, k: usize, t: f32) -> f32 {
+        match self {
+            Reduction::SumSquares => acc + t * t,
+            Reduction::Dot(w) => acc + w[k] * t,
+            Reduction::Sum => acc + t,
+            Reduction::MaxScaled(scale) => {
+                let y = t * scale;
+                if y > acc {
+                    y
+                } else {
+                    acc
+                }
+            }
+        }
+    }
+}
+
+/// `op` over each `width`-wide row `r` of `x` (at most [`ROW_LANES`] rows), restricted to the
+/// row's first `lens[r]` elements when `lens` is given (at most `width` each): the bits of
+/// reducing each row alone in index order. Lanes past the last row hold `op.init()`.
+pub(crate) fn reduce_rows(
+    x: &[f32],
+    width: usize,
+    lens: Option<&[usize]>,
+    op: Reduction<'_>,
+) -> [f32; ROW_LANES] {
+    let rows = x.len().checked_div(width).unwrap_or(0);
+    assert!(
+        rows <= ROW_LANES && rows * width == x.len(),
+        "reduce_rows takes at most {ROW_LANES} whole rows"
+    );
+    if let Reduction::Dot(w) = op {
+        assert!(w.len() >= width, "a dot product needs a weight per column");
+    }
+    if let Some(lens) = lens {
+        assert!(
+            lens.len() == rows && lens.iter().all(|&l| l <= width),
+            "one prefix length per row, at most the row width"
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if rows == ROW_LANES && width < 1 << 24 && std::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX support was just detected at run time; `x` holds ROW_LANES rows of
+        // `width`, `Dot` weights have `width` elements and `lens` one entry per row (all
+        // asserted above); `width < 2^24` keeps column indices exact in `f32`.
+        return unsafe { x86::reduce_rows_avx(x, width, lens, op) };
+    }
+    reduce_rows_portable(x, width, lens, op)
+}
+
+/// [`reduce_rows`] without SIMD: one row at a time.
+fn reduce_rows_portable(
+    x: &[f32],
+    width: usize,
+    lens: Option<&[usize]>,
+    op: Reduction<'_>,
+) -> [f32; ROW_LANES] {
+    let mut out = [op.init(); ROW_LANES];
+    for (r, (acc, row)) in out.iter_mut().zip(x.chunks_exact(width)).enumerate() {
+        let len = lens.map_or(width, |l| l[r]);
+        for (k, &t) in row[..len].iter().enumerate() {
+            *acc = op.step(*acc, k, t);
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Reduction, ROW_LANES};
+    use std::arch::x86_64::*;
+
+    /// [`super::reduce_rows`] for exactly [`ROW_LANES`] rows with AVX: two groups of eight
+    /// rows, each an 8-lane accumulator; columns come from 8×8 in-register transposes (and the
+    /// columns past the last multiple of 8 from scalar loads). Every lane performs the scalar
+    /// step's operations in the same order; a lane past its row's prefix keeps its accumulator.
+    ///
+    /// # Safety
+    /// The CPU must support AVX; `x.len() == ROW_LANES · width`, `width < 2^24`, `Dot` weights
+    /// must have at least `width` elements and `lens` (if any) `ROW_LANES` entries.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn reduce_rows_avx(
+        x: &[f32],
+        width: usize,
+        lens: Option<&[usize]>,
+        op: Reduction<'_>,
+    ) -> [f32; ROW_LANES] {
+        debug_assert_eq!(x.len(), ROW_LANES * width);
+        let mut out = [0f32; ROW_LANES];
+        let full = width / 8 * 8;
+        for (group, group_out) in out.chunks_exact_mut(8).enumerate() {
+            let rows = &x[group * 8 * width..(group + 1) * 8 * width];
+            // Each lane's prefix length, as f32 (exact below 2^24) for a vector comparison.
+            let len_of = |r: usize| lens.map_or(width, |l| l[group * 8 + r]) as f32;
+            let limits = _mm256_setr_ps(
+                len_of(0),
+                len_of(1),
+                len_of(2),
+                len_of(3),
+                len_of(4),
+                len_of(5),
+                len_of(6),
+                len_of(7),
+            );
+            let mut acc = _mm256_set1_ps(op.init());
+            let step = |acc: __m256, k: usize, column: __m256| -> __m256 {
+                let next = match op {
+                    Reduction::SumSquares => _mm256_add_ps(acc, _mm256_mul_ps(column, column)),
+                    Reduction::Dot(w) => {
+                        _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[k]), column))
+                    }
+                    Reduction::Sum => _mm256_add_ps(acc, column),
+                    Reduction::MaxScaled(scale) => {
+                        let y = _mm256_mul_ps(column, _mm256_set1_ps(scale));
+                        // Ordered `>`: false when `y` is NaN, as in the scalar step.
+                        _mm256_blendv_ps(acc, y, _mm256_cmp_ps::<_CMP_GT_OQ>(y, acc))
+                    }
+                };
+                if lens.is_some() {
+                    let inside = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_set1_ps(k as f32), limits);
+                    _mm256_blendv_ps(acc, next, inside)
+                } else {
+                    next
+                }
+            };
+            let mut k0 = 0;
+            while k0 < full {
+                // SAFETY: row r's columns k0..k0 + 8 lie inside `rows` (k0 + 8 ≤ width).
+                let load = |r: usize| unsafe { _mm256_loadu_ps(rows.as_ptr().add(r * width + k0)) };
+                let columns = transpose8([
+                    load(0),
+                    load(1),
+                    load(2),
+                    load(3),
+                    load(4),
+                    load(5),
+                    load(6),
+                    load(7),
+                ]);
+                for (j, &column) in columns.iter().enumerate() {
+                    acc = step(acc, k0 + j, column);
+                }
+                k0 += 8;
+            }
+            for k in full..width {
+                let column = _mm256_setr_ps(
+                    rows[k],
+                    rows[width + k],
+                    rows[2 * width + k],
+                    rows[3 * width + k],
+                    rows[4 * width + k],
+                    rows[5 * width + k],
+                    rows[6 * width + k],
+                    rows[7 * width + k],
+                );
+                acc = step(acc, k, column);
+            }
+            // SAFETY: `group_out` has 8 elements.
+            unsafe { _mm256_storeu_ps(group_out.as_mut_ptr(), acc) };
+        }
+        out
+    }
+
+    /// The transpose of an 8×8 tile: `r[i]` is row `i`; the result's element `j` holds column
+    /// `j` (`(r[0][j], …, r[7][j])`). Only moves data.
+    #[inline(always)]
+    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: every intrinsic here is AVX; the caller is compiled with AVX enabled.
+        unsafe {
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values over many magnitudes and both signs, so a reordered sum would show.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let exponent = 100 + (state >> 27); // 2^-27 .. 2^4
+                f32::from_bits(
+                    ((state & 0x8000) << 16) | (exponent << 23) | (state >> 9 & 0x7F_FFFF),
+                )
+            })
+            .collect()
+    }
+
+    /// One row alone, as the forward computed it before rows ran side by side.
+    fn one_row(row: &[f32], op: Reduction<'_>) -> f32 {
+        let mut acc = op.init();
+        for (k, &t) in row.iter().enumerate() {
+            acc = match op {
+                Reduction::MaxScaled(scale) => acc.max(t * scale),
+                _ => op.step(acc, k, t),
+            };
+        }
+        acc
+    }
+
+    fn check(x: &[f32], width: usize, lens: Option<&[usize]>, op: Reduction<'_>) {
+        let rows = x.len() / width;
+        let got = reduce_rows(x, width, lens, op);
+        for (r, row) in x.chunks_exact(width).enumerate() {
+            let len = lens.map_or(width, |l| l[r]);
+            let want = one_row(&row[..len], op);
+            assert_eq!(
+                got[r].to_bits(),
+                want.to_bits(),
+                "{width} {rows} {op:?} row {r}"
+            );
+        }
+        assert!(got[rows..]
+            .iter()
+            .all(|&s| s.to_bits() == op.init().to_bits()));
+        let portable = reduce_rows_portable(x, width, lens, op);
+        assert_eq!(got.map(f32::to_bits), portable.map(f32::to_bits));
+    }
+
+    #[test]
+    fn side_by_side_reductions_equal_one_row_at_a_time() {
+        for width in [1usize, 7, 8, 13, 32, 100] {
+            let w = values(width, 7);
+            for rows in [1usize, 5, ROW_LANES] {
+                let x = values(rows * width, width as u32);
+                let lens: Vec<usize> = (0..rows).map(|r| (r * 7 + 1) % (width + 1)).collect();
+                for op in [
+                    Reduction::SumSquares,
+                    Reduction::Dot(&w),
+                    Reduction::Sum,
+                    Reduction::MaxScaled(0.17),
+                ] {
+                    check(&x, width, None, op);
+                    check(&x, width, Some(&lens), op);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn special_values_keep_their_bits() {
+        let width = 9;
+        let mut x = values(ROW_LANES * width, 3);
+        x[4] = f32::NAN;
+        x[width + 2] = f32::INFINITY;
+        x[2 * width + 8] = f32::MAX; // its square overflows
+        x[3 * width] = -0.0;
+        for r in 4..8 {
+            x[r * width..(r + 1) * width].fill(f32::NAN); // a maximum over NaNs only is −∞
+        }
+        for op in [
+            Reduction::SumSquares,
+            Reduction::Sum,
+            Reduction::MaxScaled(2.0),
+        ] {
+            check(&x, width, None, op);
+        }
+    }
+}
