@@ -15,9 +15,9 @@
 //!               (multiples of 8) and the sticky bit of everything shifted out
 //! B1 AddAlign   fine alignment shift (0..7) and the sticky bit
 //! B2 AddSum     52-bit add or subtract of magnitudes
-//! C  AddLzc     leading zeros of the 52-bit magnitude (a log-depth tree), exponent base
-//! D  AddShift   shift = min(leading zeros, distance to the subnormal exponent); result
-//!               exponent and overflow; coarse normalisation shift
+//! C  AddLzc     shift = min(leading zeros, distance to the subnormal exponent) as one
+//!               log-depth leading-zero count (a marker bit stops it at the distance)
+//! D  AddShift   result exponent and overflow; coarse normalisation shift
 //! E  AddRound   fine normalisation shift; round-to-nearest-even decision
 //! F  AddPack    exponent + significand + rounding carry (the carry ripples into the exponent
 //!               and into infinity); overflow, sign, exact zero, specials → the new accumulator
@@ -43,8 +43,8 @@
 //! | A2 → B1 (126) | `big24[23:0] lit_c[75:24] dc_lo[78:76] sticky[79] big_neg[80] lit_neg[81] tx[92:82] alt[124:93] use_alt[125]` |
 //! | B1 → B2 (122) | `big24[23:0] lit_w[75:24] big_neg[76] lit_neg[77] tx[88:78] alt[120:89] use_alt[121]` |
 //! | B2 → C (97) | `mag[51:0] r_neg[52] tx[63:53] alt[95:64] use_alt[96]` |
-//! | C → D (103) | `mag[51:0] lz[57:52] tb[67:58] r_neg[68] mag_zero[69] alt[101:70] use_alt[102]` |
-//! | D → E (102) | `normc[51:0] sh_lo[54:52] eb[64:55] ovf[65] normal[66] r_neg[67] mag_zero[68] alt[100:69] use_alt[101]` |
+//! | C → D (103) | `mag[51:0] shift[57:52] tb[67:58] r_neg[68] mag_zero[69] alt[101:70] use_alt[102]` |
+//! | D → E (101) | `normc[51:0] sh_lo[54:52] eb[64:55] ovf[65] r_neg[66] mag_zero[67] alt[99:68] use_alt[100]` |
 //! | E → F (71) | `sig24[23:0] round_up[24] eb[34:25] ovf[35] r_neg[36] mag_zero[37] alt[69:38] use_alt[70]` |
 
 use rust_hdl::prelude::*;
@@ -294,14 +294,20 @@ impl Logic for AddSum {
     }
 }
 
-/// C: counts the leading zeros of the 52-bit magnitude with a log-depth tree (nibbles, then
-/// pairs of groups), and the exponent base `tb = tx − 385` for the result exponent.
+/// C: the normalisation shift `min(leading zeros, tb)` (`tb = tx − 385`: the shift that puts
+/// the result at the subnormal exponent t = −126) as one leading-zero count: a marker bit ORed
+/// into the magnitude at window bit `51 − tb` stops the count at `tb`. The count is a log-depth
+/// tree (nibbles, then pairs of groups); the marker's decode runs beside the magnitude's
+/// arrival, so the clamp costs no compare and no mux after the count.
 #[derive(LogicBlock, Default)]
 pub struct AddLzc {
     /// The B2 → C bundle.
     pub i: Signal<In, Bits<97>>,
     /// The C → D bundle.
     pub o: Signal<Out, Bits<103>>,
+    tb11: Signal<Local, Bits<11>>,
+    tb: Signal<Local, Bits<10>>,
+    marker: Signal<Local, Bits<52>>,
     x: Signal<Local, Bits<64>>,
     z1: Signal<Local, Bits<16>>,
     c1: Signal<Local, Bits<32>>,
@@ -312,15 +318,23 @@ pub struct AddLzc {
     z4: Signal<Local, Bits<2>>,
     c4: Signal<Local, Bits<10>>,
     lz: Signal<Local, Bits<6>>,
-    tb11: Signal<Local, Bits<11>>,
-    tb: Signal<Local, Bits<10>>,
 }
 
 impl Logic for AddLzc {
     #[hdl_gen]
     fn update(&mut self) {
-        // The magnitude at the top of 64 bits, ones below: the count stops at 52.
-        self.x.next = (bit_cast::<64, 52>(self.i.val().get_bits::<52>(0)) << 12) | 0xFFF;
+        self.tb11.next = self.i.val().get_bits::<11>(53) - 385;
+        self.tb.next = self.tb11.val().get_bits::<10>(0);
+        // tb ≥ 1 always (tx ≥ 386); a tb of 52 or more never limits the count.
+        self.marker.next = 0.into();
+        for i in 0..52 {
+            if self.tb.val().index() == 51 - i {
+                self.marker.next = self.marker.val().replace_bit(i, true);
+            }
+        }
+        // The magnitude (and marker) at the top of 64 bits, ones below: the count stops at 52.
+        self.x.next =
+            (bit_cast::<64, 52>(self.i.val().get_bits::<52>(0) | self.marker.val()) << 12) | 0xFFF;
         // Level 1: nibble n (n = 0 is the most significant): all-zero flag and 2-bit count.
         self.z1.next = 0.into();
         self.c1.next = 0.into();
@@ -423,8 +437,6 @@ impl Logic for AddLzc {
         if self.z4.val().get_bit(0) {
             self.lz.next = bit_cast::<6, 5>(self.c4.val().get_bits::<5>(5)) | 32;
         }
-        self.tb11.next = self.i.val().get_bits::<11>(53) - 385;
-        self.tb.next = self.tb11.val().get_bits::<10>(0);
         self.o.next = bit_cast::<103, 52>(self.i.val().get_bits::<52>(0))
             | (bit_cast::<103, 6>(self.lz.val()) << 52)
             | (bit_cast::<103, 10>(self.tb.val()) << 58)
@@ -437,20 +449,20 @@ impl Logic for AddLzc {
     }
 }
 
-/// D: the normalisation shift is the leading-zero count, limited so that the exponent stays at
-/// or above the subnormal one (t = −126); the result exponent and overflow follow; the shift by
-/// its multiple of 8 is done here.
+/// D: the result exponent and overflow from the shift counted in C, and the normalisation
+/// shift by its multiple of 8.
+///
+/// A result that reaches the subnormal exponent needs no flag of its own: its shift is `tb`, so
+/// its exponent `tb − shift` is 0, the subnormal encoding (a rounding carry into bit 23 makes it
+/// the smallest normal).
 #[derive(LogicBlock, Default)]
 pub struct AddShift {
     /// The C → D bundle.
     pub i: Signal<In, Bits<103>>,
     /// The D → E bundle.
-    pub o: Signal<Out, Bits<102>>,
-    lz: Signal<Local, Bits<6>>,
-    tb: Signal<Local, Bits<10>>,
-    limit: Signal<Local, Bits<6>>,
+    pub o: Signal<Out, Bits<101>>,
     shift: Signal<Local, Bits<6>>,
-    normal: Signal<Local, Bit>,
+    tb: Signal<Local, Bits<10>>,
     eb: Signal<Local, Bits<10>>,
     ovf: Signal<Local, Bit>,
     normc: Signal<Local, Bits<52>>,
@@ -459,30 +471,20 @@ pub struct AddShift {
 impl Logic for AddShift {
     #[hdl_gen]
     fn update(&mut self) {
-        self.lz.next = self.i.val().get_bits::<6>(52);
+        self.shift.next = self.i.val().get_bits::<6>(52);
         self.tb.next = self.i.val().get_bits::<10>(58);
-        self.limit.next = 63.into();
-        if self.tb.val() < 63 {
-            self.limit.next = self.tb.val().get_bits::<6>(0);
-        }
-        self.shift.next = self.limit.val();
-        self.normal.next = false;
-        if self.lz.val() <= self.limit.val() {
-            self.shift.next = self.lz.val();
-            self.normal.next = !self.i.val().get_bit(69);
-        }
         // Biased exponent minus one of a normal result (the significand's implicit bit adds the
-        // one back when they are summed in F); 254 or more overflows.
+        // one back when they are summed in F); 254 or more overflows. (An exact zero may show
+        // either; F makes it +0.)
         self.eb.next = self.tb.val() - bit_cast::<10, 6>(self.shift.val());
-        self.ovf.next = self.normal.val() & (self.eb.val() >= 254);
+        self.ovf.next = self.eb.val() >= 254;
         self.normc.next = self.i.val().get_bits::<52>(0) << (self.shift.val() & 0x38);
-        self.o.next = bit_cast::<102, 52>(self.normc.val())
-            | (bit_cast::<102, 3>(self.shift.val().get_bits::<3>(0)) << 52)
-            | (bit_cast::<102, 10>(self.eb.val()) << 55)
-            | (bit_cast::<102, 2>(self.i.val().get_bits::<2>(68)) << 67)
-            | (bit_cast::<102, 33>(self.i.val().get_bits::<33>(70)) << 69);
+        self.o.next = bit_cast::<101, 52>(self.normc.val())
+            | (bit_cast::<101, 3>(self.shift.val().get_bits::<3>(0)) << 52)
+            | (bit_cast::<101, 10>(self.eb.val()) << 55)
+            | (bit_cast::<101, 2>(self.i.val().get_bits::<2>(68)) << 66)
+            | (bit_cast::<101, 33>(self.i.val().get_bits::<33>(70)) << 68);
         self.o.next = self.o.val().replace_bit(65, self.ovf.val());
-        self.o.next = self.o.val().replace_bit(66, self.normal.val());
     }
 }
 
@@ -491,12 +493,11 @@ impl Logic for AddShift {
 #[derive(LogicBlock, Default)]
 pub struct AddRound {
     /// The D → E bundle.
-    pub i: Signal<In, Bits<102>>,
+    pub i: Signal<In, Bits<101>>,
     /// The E → F bundle.
     pub o: Signal<Out, Bits<71>>,
     norm: Signal<Local, Bits<52>>,
     round_up: Signal<Local, Bit>,
-    ebm: Signal<Local, Bits<10>>,
 }
 
 impl Logic for AddRound {
@@ -505,17 +506,9 @@ impl Logic for AddRound {
         self.norm.next = self.i.val().get_bits::<52>(0) << self.i.val().get_bits::<3>(52);
         self.round_up.next = self.norm.val().get_bit(27)
             & ((self.norm.val().get_bits::<27>(0) != 0) | self.norm.val().get_bit(28));
-        // A subnormal result has exponent field 0 (a rounding carry into bit 23 makes it the
-        // smallest normal).
-        self.ebm.next = 0.into();
-        if self.i.val().get_bit(66) {
-            self.ebm.next = self.i.val().get_bits::<10>(55);
-        }
         self.o.next = bit_cast::<71, 24>(self.norm.val().get_bits::<24>(28))
-            | (bit_cast::<71, 10>(self.ebm.val()) << 25)
-            | (bit_cast::<71, 1>(self.i.val().get_bits::<1>(65)) << 35)
-            | (bit_cast::<71, 2>(self.i.val().get_bits::<2>(67)) << 36)
-            | (bit_cast::<71, 33>(self.i.val().get_bits::<33>(69)) << 38);
+            | (bit_cast::<71, 11>(self.i.val().get_bits::<11>(55)) << 25)
+            | (bit_cast::<71, 35>(self.i.val().get_bits::<35>(66)) << 36);
         self.o.next = self.o.val().replace_bit(24, self.round_up.val());
     }
 }

@@ -126,7 +126,7 @@ pub struct Pe {
     r_b1: DFF<Bits<122>>,
     r_b2: DFF<Bits<97>>,
     r_c: DFF<Bits<103>>,
-    r_d: DFF<Bits<102>>,
+    r_d: DFF<Bits<101>>,
     r_e: DFF<Bits<71>>,
     acc: DFF<Bits<32>>,
     sh0: DFF<Bits<32>>,
