@@ -21,7 +21,12 @@
 //! | M0 → M1 (46) | `a_sig[10:0] a_z[14:11] b_sig[25:15] b_z[29:26] e_sum[40:30] sign[41] zero[42] inf[43] nan[44] is_int[45]` |
 //! | M1 → M2 (38) | `a_sig[10:0] b_sig[21:11] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
 //! | M2 → M3 (38) | `prod[21:0] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
-//! | M3 → adder (70) | `p_sig[21:0] p_exp[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37] p_int[69:38]` |
+//! | M3 → adder (71) | `p_sig[21:0] p_tb[33:22] sign[34] zero[35] inf[36] nan[37] is_int[38] p_int[70:39]` |
+//!
+//! `p_tb = p_exp − 385` (12-bit two's complement; tiny products make it negative) is the
+//! product's exponent in the form the adder compares and normalises with: the distance to the
+//! subnormal exponent of f32 (see [`super::fadd`]). Subtracting the bias here, outside the
+//! accumulation loop, keeps a carry chain off the adder's first stage.
 
 use rust_hdl::prelude::*;
 
@@ -240,16 +245,16 @@ impl Logic for MulProd {
 }
 
 /// M3: the product of two normalised significands lies in [2^20, 2^22): shift it left once if
-/// bit 21 is clear; int8 products become a signed 32-bit value.
+/// bit 21 is clear; the exponent becomes `p_tb`; int8 products become a signed 32-bit value.
 #[derive(LogicBlock, Default)]
 pub struct MulNorm {
     /// The M2 → M3 bundle.
     pub i: Signal<In, Bits<38>>,
     /// The product bundle for the fused adder.
-    pub o: Signal<Out, Bits<70>>,
+    pub o: Signal<Out, Bits<71>>,
     prod: Signal<Local, Bits<22>>,
     p_sig: Signal<Local, Bits<22>>,
-    p_exp: Signal<Local, Bits<11>>,
+    p_tb: Signal<Local, Bits<12>>,
     p_int: Signal<Local, Bits<32>>,
 }
 
@@ -258,18 +263,18 @@ impl Logic for MulNorm {
     fn update(&mut self) {
         self.prod.next = self.i.val().get_bits::<22>(0);
         self.p_sig.next = self.prod.val();
-        self.p_exp.next = self.i.val().get_bits::<11>(22);
+        self.p_tb.next = bit_cast::<12, 11>(self.i.val().get_bits::<11>(22)) - 385;
         if !self.prod.val().get_bit(21) {
             self.p_sig.next = self.prod.val() << 1;
-            self.p_exp.next = self.i.val().get_bits::<11>(22) - 1;
+            self.p_tb.next = bit_cast::<12, 11>(self.i.val().get_bits::<11>(22)) - 386;
         }
         self.p_int.next = bit_cast::<32, 22>(self.prod.val());
         if self.i.val().get_bit(33) {
             self.p_int.next = 0 - bit_cast::<32, 22>(self.prod.val());
         }
-        self.o.next = bit_cast::<70, 22>(self.p_sig.val())
-            | (bit_cast::<70, 11>(self.p_exp.val()) << 22)
-            | (bit_cast::<70, 5>(self.i.val().get_bits::<5>(33)) << 33)
-            | (bit_cast::<70, 32>(self.p_int.val()) << 38);
+        self.o.next = bit_cast::<71, 22>(self.p_sig.val())
+            | (bit_cast::<71, 12>(self.p_tb.val()) << 22)
+            | (bit_cast::<71, 5>(self.i.val().get_bits::<5>(33)) << 34)
+            | (bit_cast::<71, 32>(self.p_int.val()) << 39);
     }
 }

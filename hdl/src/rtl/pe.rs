@@ -108,7 +108,7 @@ pub struct Pe {
     rm0: DFF<Bits<46>>,
     rm1: DFF<Bits<38>>,
     rm2: DFF<Bits<38>>,
-    rm3: DFF<Bits<70>>,
+    rm3: DFF<Bits<71>>,
     cm0: DFF<Bits<5>>,
     cm1: DFF<Bits<5>>,
     cm2: DFF<Bits<5>>,
