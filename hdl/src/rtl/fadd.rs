@@ -14,7 +14,7 @@
 //! A2 AddSwap    order the operands by exponent; saturate the distance; coarse alignment
 //!               shift (multiples of 8) and the sticky bit of what it shifts out
 //! B1 AddAlign   fine alignment shift (0..7) and the sticky bit of what it shifts out
-//! B2 AddSum     52-bit add or subtract of magnitudes
+//! B2 AddSum     52-bit add or subtract of magnitudes; the marker that clamps C's count
 //! C  AddLzc     shift = min(leading zeros, distance to the subnormal exponent) as one
 //!               log-depth leading-zero count (a marker bit stops it at the distance)
 //! D  AddShift   result exponent and overflow; coarse normalisation shift
@@ -46,7 +46,7 @@
 //! | A1 → A2 (104) | `a_sig[23:0] a_neg[24] p_sig[46:25] p_sign[47] big_is_p[48] exp_diff[59:49] tb[70:60] alt[102:71] use_alt[103]` |
 //! | A2 → B1 (126) | `big24[23:0] lit_c[75:24] dc_lo[78:76] sticky[79] big_neg[80] lit_neg[81] tb[92:82] alt[124:93] use_alt[125]` |
 //! | B1 → B2 (122) | `big24[23:0] lit_w[75:24] big_neg[76] lit_neg[77] tb[88:78] alt[120:89] use_alt[121]` |
-//! | B2 → C (97) | `mag[51:0] r_neg[52] tb[63:53] alt[95:64] use_alt[96]` |
+//! | B2 → C (149) | `mag[51:0] r_neg[52] tb[63:53] alt[95:64] use_alt[96] mag_or_marker[148:97]` |
 //! | C → D (103) | `mag[51:0] shift[57:52] tb[67:58] r_neg[68] mag_zero[69] alt[101:70] use_alt[102]` |
 //! | D → E (101) | `normc[51:0] sh_lo[54:52] eb[64:55] ovf[65] r_neg[66] mag_zero[67] alt[99:68] use_alt[100]` |
 //! | E → F (71) | `sig24[23:0] round_up[24] eb[34:25] ovf[35] r_neg[36] mag_zero[37] alt[69:38] use_alt[70]` |
@@ -280,13 +280,16 @@ impl Logic for AddAlign {
 }
 
 /// B2: adds or subtracts the aligned magnitudes; the result is a non-negative magnitude and a
-/// sign.
+/// sign. Beside the adder it decodes C's marker bit (window bit `51 − tb`, none for tb ≥ 52)
+/// and hands C the magnitude with the marker ORed in, so that C's count starts from a register.
 #[derive(LogicBlock, Default)]
 pub struct AddSum {
     /// The B1 → B2 bundle.
     pub i: Signal<In, Bits<122>>,
     /// The B2 → C bundle.
-    pub o: Signal<Out, Bits<97>>,
+    pub o: Signal<Out, Bits<149>>,
+    tb: Signal<Local, Bits<10>>,
+    marker: Signal<Local, Bits<52>>,
     big_w: Signal<Local, Bits<52>>,
     lit_w: Signal<Local, Bits<52>>,
     big_neg: Signal<Local, Bit>,
@@ -311,26 +314,32 @@ impl Logic for AddSum {
         } else {
             self.mag.next = self.big_w.val() - self.lit_w.val();
         }
-        self.o.next = bit_cast::<97, 52>(self.mag.val())
-            | (bit_cast::<97, 11>(self.i.val().get_bits::<11>(78)) << 53)
-            | (bit_cast::<97, 33>(self.i.val().get_bits::<33>(89)) << 64);
+        // tb ≥ 1 always; a tb of 52 or more never limits the count.
+        self.tb.next = self.i.val().get_bits::<10>(78);
+        self.marker.next = 0.into();
+        for i in 0..52 {
+            if self.tb.val().index() == 51 - i {
+                self.marker.next = self.marker.val().replace_bit(i, true);
+            }
+        }
+        self.o.next = bit_cast::<149, 52>(self.mag.val())
+            | (bit_cast::<149, 11>(self.i.val().get_bits::<11>(78)) << 53)
+            | (bit_cast::<149, 33>(self.i.val().get_bits::<33>(89)) << 64)
+            | (bit_cast::<149, 52>(self.mag.val() | self.marker.val()) << 97);
         self.o.next = self.o.val().replace_bit(52, self.r_neg.val());
     }
 }
 
 /// C: the normalisation shift `min(leading zeros, tb)` (`tb`: the shift that puts the result at
-/// the subnormal exponent t = −126) as one leading-zero count: a marker bit ORed
-/// into the magnitude at window bit `51 − tb` stops the count at `tb`. The count is a log-depth
-/// tree (nibbles, then pairs of groups); the marker's decode runs beside the magnitude's
-/// arrival, so the clamp costs no compare and no mux after the count.
+/// the subnormal exponent t = −126) as one leading-zero count: B2's marker bit at window bit
+/// `51 − tb` stops the count at `tb`, so the clamp costs no compare and no mux after the count.
+/// The count is a log-depth tree (nibbles, then pairs of groups).
 #[derive(LogicBlock, Default)]
 pub struct AddLzc {
     /// The B2 → C bundle.
-    pub i: Signal<In, Bits<97>>,
+    pub i: Signal<In, Bits<149>>,
     /// The C → D bundle.
     pub o: Signal<Out, Bits<103>>,
-    tb: Signal<Local, Bits<10>>,
-    marker: Signal<Local, Bits<52>>,
     x: Signal<Local, Bits<64>>,
     z1: Signal<Local, Bits<16>>,
     c1: Signal<Local, Bits<32>>,
@@ -346,17 +355,9 @@ pub struct AddLzc {
 impl Logic for AddLzc {
     #[hdl_gen]
     fn update(&mut self) {
-        self.tb.next = self.i.val().get_bits::<10>(53);
-        // tb ≥ 1 always; a tb of 52 or more never limits the count.
-        self.marker.next = 0.into();
-        for i in 0..52 {
-            if self.tb.val().index() == 51 - i {
-                self.marker.next = self.marker.val().replace_bit(i, true);
-            }
-        }
-        // The magnitude (and marker) at the top of 64 bits, ones below: the count stops at 52.
-        self.x.next =
-            (bit_cast::<64, 52>(self.i.val().get_bits::<52>(0) | self.marker.val()) << 12) | 0xFFF;
+        // The magnitude with its marker at the top of 64 bits, ones below: the count stops at
+        // 52.
+        self.x.next = (bit_cast::<64, 52>(self.i.val().get_bits::<52>(97)) << 12) | 0xFFF;
         // Level 1: nibble n (n = 0 is the most significant): all-zero flag and 2-bit count.
         self.z1.next = 0.into();
         self.c1.next = 0.into();
@@ -461,7 +462,7 @@ impl Logic for AddLzc {
         }
         self.o.next = bit_cast::<103, 52>(self.i.val().get_bits::<52>(0))
             | (bit_cast::<103, 6>(self.lz.val()) << 52)
-            | (bit_cast::<103, 10>(self.tb.val()) << 58)
+            | (bit_cast::<103, 10>(self.i.val().get_bits::<10>(53)) << 58)
             | (bit_cast::<103, 33>(self.i.val().get_bits::<33>(64)) << 70);
         self.o.next = self.o.val().replace_bit(68, self.i.val().get_bit(52));
         self.o.next = self

@@ -124,7 +124,7 @@ pub struct Pe {
     r_a1: DFF<Bits<104>>,
     r_a2: DFF<Bits<126>>,
     r_b1: DFF<Bits<122>>,
-    r_b2: DFF<Bits<97>>,
+    r_b2: DFF<Bits<149>>,
     r_c: DFF<Bits<103>>,
     r_d: DFF<Bits<101>>,
     r_e: DFF<Bits<71>>,
