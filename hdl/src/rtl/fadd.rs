@@ -43,7 +43,7 @@
 //!
 //! | bundle | layout |
 //! |---|---|
-//! | A1 → A2 (104) | `a_sig[23:0] a_neg[24] p_sig[46:25] p_sign[47] big_is_p[48] exp_diff[59:49] tb[70:60] alt[102:71] use_alt[103]` |
+//! | A1 → A2 (126) | `a_sig[23:0] a_neg[24] p_sig[46:25] p_sign[47] big_is_p[48] d_ap[59:49] a_tb[70:60] alt[102:71] use_alt[103] d_pa[114:104] p_tb[125:115]` |
 //! | A2 → B1 (126) | `big24[23:0] lit_c[75:24] dc_lo[78:76] sticky[79] big_neg[80] lit_neg[81] tb[92:82] alt[124:93] use_alt[125]` |
 //! | B1 → B2 (122) | `big24[23:0] lit_w[75:24] big_neg[76] lit_neg[77] tb[88:78] alt[120:89] use_alt[121]` |
 //! | B2 → C (149) | `mag[51:0] r_neg[52] tb[63:53] alt[95:64] use_alt[96] mag_or_marker[148:97]` |
@@ -64,7 +64,7 @@ pub struct AddDecode {
     /// This step carries a product; otherwise the accumulator passes unchanged.
     pub valid: Signal<In, Bit>,
     /// The A1 → A2 bundle.
-    pub o: Signal<Out, Bits<104>>,
+    pub o: Signal<Out, Bits<126>>,
     p_sig: Signal<Local, Bits<22>>,
     p_tb: Signal<Local, Bits<12>>,
     p_sign: Signal<Local, Bit>,
@@ -83,8 +83,6 @@ pub struct AddDecode {
     d_pt: Signal<Local, Bits<12>>,
     d_tp: Signal<Local, Bits<12>>,
     big_is_p: Signal<Local, Bit>,
-    exp_diff: Signal<Local, Bits<11>>,
-    tb: Signal<Local, Bits<11>>,
     alt: Signal<Local, Bits<32>>,
     use_alt: Signal<Local, Bit>,
 }
@@ -116,16 +114,11 @@ impl Logic for AddDecode {
         }
 
         // The operand with the larger leading-position exponent is the "big" one (12-bit two's
-        // complement differences: p_tb may be negative).
+        // complement differences: p_tb may be negative). A2 picks the distance and exponent by
+        // it, so that the subtract's sign is the last thing this stage computes.
         self.d_pt.next = self.p_tb.val() - self.a_tb.val();
         self.d_tp.next = self.a_tb.val() - self.p_tb.val();
         self.big_is_p.next = self.d_tp.val().get_bit(11); // a_tb < p_tb
-        self.exp_diff.next = self.d_tp.val().get_bits::<11>(0);
-        self.tb.next = self.a_tb.val().get_bits::<11>(0);
-        if self.big_is_p.val() {
-            self.exp_diff.next = self.d_pt.val().get_bits::<11>(0);
-            self.tb.next = self.p_tb.val().get_bits::<11>(0);
-        }
 
         // Results that bypass the floating datapath, in priority order.
         self.use_alt.next = true;
@@ -159,11 +152,13 @@ impl Logic for AddDecode {
             self.use_alt.next = false;
         }
 
-        self.o.next = bit_cast::<104, 24>(self.a_sig.val())
-            | (bit_cast::<104, 22>(self.p_sig.val()) << 25)
-            | (bit_cast::<104, 11>(self.exp_diff.val()) << 49)
-            | (bit_cast::<104, 11>(self.tb.val()) << 60)
-            | (bit_cast::<104, 32>(self.alt.val()) << 71);
+        self.o.next = bit_cast::<126, 24>(self.a_sig.val())
+            | (bit_cast::<126, 22>(self.p_sig.val()) << 25)
+            | (bit_cast::<126, 11>(self.d_tp.val().get_bits::<11>(0)) << 49)
+            | (bit_cast::<126, 11>(self.a_tb.val().get_bits::<11>(0)) << 60)
+            | (bit_cast::<126, 32>(self.alt.val()) << 71)
+            | (bit_cast::<126, 11>(self.d_pt.val().get_bits::<11>(0)) << 104)
+            | (bit_cast::<126, 11>(self.p_tb.val().get_bits::<11>(0)) << 115);
         self.o.next = self.o.val().replace_bit(24, self.a_neg.val());
         self.o.next = self.o.val().replace_bit(47, self.p_sign.val());
         self.o.next = self.o.val().replace_bit(48, self.big_is_p.val());
@@ -171,7 +166,8 @@ impl Logic for AddDecode {
     }
 }
 
-/// A2: puts the larger operand first, saturates the exponent distance at 56 (everything falls
+/// A2: puts the larger operand first (with its exponent and the distance, both computed in A1
+/// for either order), saturates the exponent distance at 56 (everything falls
 /// off the 52-bit window from 52 on), shifts the smaller one right by the distance's multiple of
 /// 8 and collects the sticky bit of what that coarse shift drops.
 ///
@@ -182,12 +178,13 @@ impl Logic for AddDecode {
 #[derive(LogicBlock, Default)]
 pub struct AddSwap {
     /// The A1 → A2 bundle.
-    pub i: Signal<In, Bits<104>>,
+    pub i: Signal<In, Bits<126>>,
     /// The A2 → B1 bundle.
     pub o: Signal<Out, Bits<126>>,
     a_sig: Signal<Local, Bits<24>>,
     p_sig24: Signal<Local, Bits<24>>,
     exp_diff: Signal<Local, Bits<11>>,
+    tb: Signal<Local, Bits<11>>,
     dc: Signal<Local, Bits<6>>,
     k: Signal<Local, Bits<3>>,
     big24: Signal<Local, Bits<24>>,
@@ -205,6 +202,11 @@ impl Logic for AddSwap {
         // The product's 22 bits sit two places higher than the accumulator's 24 in the window.
         self.p_sig24.next = bit_cast::<24, 22>(self.i.val().get_bits::<22>(25)) << 2;
         self.exp_diff.next = self.i.val().get_bits::<11>(49);
+        self.tb.next = self.i.val().get_bits::<11>(60);
+        if self.i.val().get_bit(48) {
+            self.exp_diff.next = self.i.val().get_bits::<11>(104);
+            self.tb.next = self.i.val().get_bits::<11>(115);
+        }
         self.dc.next = self.exp_diff.val().get_bits::<6>(0);
         if (self.exp_diff.val().get_bits::<5>(6) != 0) | (self.exp_diff.val().get_bits::<3>(3) == 7)
         {
@@ -240,7 +242,7 @@ impl Logic for AddSwap {
         self.o.next = bit_cast::<126, 24>(self.big24.val())
             | (bit_cast::<126, 52>(self.lit_c.val()) << 24)
             | (bit_cast::<126, 3>(self.dc.val().get_bits::<3>(0)) << 76)
-            | (bit_cast::<126, 11>(self.i.val().get_bits::<11>(60)) << 82)
+            | (bit_cast::<126, 11>(self.tb.val()) << 82)
             | (bit_cast::<126, 33>(self.i.val().get_bits::<33>(71)) << 93);
         self.o.next = self.o.val().replace_bit(79, self.sticky.val());
         self.o.next = self.o.val().replace_bit(80, self.big_neg.val());
