@@ -64,6 +64,8 @@ pub struct MulDecode {
     b_inf: Signal<Local, Bit>,
     a_nan: Signal<Local, Bit>,
     b_nan: Signal<Local, Bit>,
+    a_fsig: Signal<Local, Bits<11>>,
+    b_fsig: Signal<Local, Bits<11>>,
     a_sig: Signal<Local, Bits<11>>,
     b_sig: Signal<Local, Bits<11>>,
     a_z: Signal<Local, Bits<4>>,
@@ -93,13 +95,13 @@ impl Logic for MulDecode {
             self.b_fz.next = self.b.val().get_bits::<10>(0) == 0;
             self.a_raw.next = bit_cast::<11, 5>(self.a.val().get_bits::<5>(10));
             self.b_raw.next = bit_cast::<11, 5>(self.b.val().get_bits::<5>(10));
-            self.a_sig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0));
-            self.b_sig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0));
+            self.a_fsig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0));
+            self.b_fsig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0));
             if self.a.val().get_bits::<5>(10) != 0 {
-                self.a_sig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0)) | 0x400;
+                self.a_fsig.next = bit_cast::<11, 10>(self.a.val().get_bits::<10>(0)) | 0x400;
             }
             if self.b.val().get_bits::<5>(10) != 0 {
-                self.b_sig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0)) | 0x400;
+                self.b_fsig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0)) | 0x400;
             }
             // t = E_eff − 15 for each operand; product bit 21 weighs 2^(ta + tb + 1).
             self.exp_offset.next = 483.into();
@@ -110,30 +112,31 @@ impl Logic for MulDecode {
             self.b_fz.next = self.b.val().get_bits::<7>(0) == 0;
             self.a_raw.next = bit_cast::<11, 8>(self.a.val().get_bits::<8>(7));
             self.b_raw.next = bit_cast::<11, 8>(self.b.val().get_bits::<8>(7));
-            self.a_sig.next = bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3;
-            self.b_sig.next = bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3;
+            self.a_fsig.next = bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3;
+            self.b_fsig.next = bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3;
             if self.a.val().get_bits::<8>(7) != 0 {
-                self.a_sig.next = (bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3) | 0x400;
+                self.a_fsig.next = (bit_cast::<11, 7>(self.a.val().get_bits::<7>(0)) << 3) | 0x400;
             }
             if self.b.val().get_bits::<8>(7) != 0 {
-                self.b_sig.next = (bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3) | 0x400;
+                self.b_fsig.next = (bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3) | 0x400;
             }
             // t = E_eff − 127; 512 + ta + tb + 1 = Ea + Eb + 259.
             self.exp_offset.next = 259.into();
-            if self.prec.val() == 0 {
-                // int8 (PREC_INT8): multiply magnitudes (|−128| = 128 fits), sign afterwards.
-                self.a_neg.next = self.a.val().get_bit(7);
-                self.b_neg.next = self.b.val().get_bit(7);
-                self.a_sig.next = bit_cast::<11, 8>(self.a.val().get_bits::<8>(0));
-                self.b_sig.next = bit_cast::<11, 8>(self.b.val().get_bits::<8>(0));
-                if self.a.val().get_bit(7) {
-                    self.a_sig.next =
-                        (0x100 - bit_cast::<11, 8>(self.a.val().get_bits::<8>(0))) & 0xFF;
-                }
-                if self.b.val().get_bit(7) {
-                    self.b_sig.next =
-                        (0x100 - bit_cast::<11, 8>(self.b.val().get_bits::<8>(0))) & 0xFF;
-                }
+        }
+        // int8 (PREC_INT8): multiply magnitudes (|−128| = 128 fits), sign afterwards. The
+        // negation runs beside the floating significands' leading-zero count, not before it.
+        self.a_sig.next = self.a_fsig.val();
+        self.b_sig.next = self.b_fsig.val();
+        if self.is_int.val() {
+            self.a_neg.next = self.a.val().get_bit(7);
+            self.b_neg.next = self.b.val().get_bit(7);
+            self.a_sig.next = bit_cast::<11, 8>(self.a.val().get_bits::<8>(0));
+            self.b_sig.next = bit_cast::<11, 8>(self.b.val().get_bits::<8>(0));
+            if self.a.val().get_bit(7) {
+                self.a_sig.next = (0x100 - bit_cast::<11, 8>(self.a.val().get_bits::<8>(0))) & 0xFF;
+            }
+            if self.b.val().get_bit(7) {
+                self.b_sig.next = (0x100 - bit_cast::<11, 8>(self.b.val().get_bits::<8>(0))) & 0xFF;
             }
         }
         self.a_e.next = self.a_raw.val();
@@ -162,10 +165,10 @@ impl Logic for MulDecode {
             self.a_z.next = 11.into();
             self.b_z.next = 11.into();
             for i in 0..11 {
-                if self.a_sig.val().get_bit(i) {
+                if self.a_fsig.val().get_bit(i) {
                     self.a_z.next = (10 - i).to_bits();
                 }
-                if self.b_sig.val().get_bit(i) {
+                if self.b_fsig.val().get_bit(i) {
                     self.b_z.next = (10 - i).to_bits();
                 }
             }
