@@ -296,6 +296,8 @@ pub struct AddSum {
     lit_w: Signal<Local, Bits<52>>,
     big_neg: Signal<Local, Bit>,
     lit_neg: Signal<Local, Bit>,
+    d_bl: Signal<Local, Bits<53>>,
+    d_lb: Signal<Local, Bits<52>>,
     mag: Signal<Local, Bits<52>>,
     r_neg: Signal<Local, Bit>,
 }
@@ -307,14 +309,19 @@ impl Logic for AddSum {
         self.lit_w.next = self.i.val().get_bits::<52>(24);
         self.big_neg.next = self.i.val().get_bit(76);
         self.lit_neg.next = self.i.val().get_bit(77);
+        // Both differences at once; the borrow of big − lit says which one is the magnitude
+        // (no separate 52-bit compare ahead of the select).
+        self.d_bl.next =
+            bit_cast::<53, 52>(self.big_w.val()) - bit_cast::<53, 52>(self.lit_w.val());
+        self.d_lb.next = self.lit_w.val() - self.big_w.val();
         self.r_neg.next = self.big_neg.val();
         if self.big_neg.val() == self.lit_neg.val() {
             self.mag.next = self.big_w.val() + self.lit_w.val();
-        } else if self.lit_w.val() > self.big_w.val() {
-            self.mag.next = self.lit_w.val() - self.big_w.val();
+        } else if self.d_bl.val().get_bit(52) {
+            self.mag.next = self.d_lb.val();
             self.r_neg.next = self.lit_neg.val();
         } else {
-            self.mag.next = self.big_w.val() - self.lit_w.val();
+            self.mag.next = self.d_bl.val().get_bits::<52>(0);
         }
         // tb ≥ 1 always; a tb of 52 or more never limits the count.
         self.tb.next = self.i.val().get_bits::<10>(78);

@@ -3,10 +3,11 @@
 //! pipelined freely; four short stages keep every one of them well inside a 100 MHz cycle.
 //!
 //! ```text
-//! M0 MulDecode  operand fields per precision, specials, exponent sum, leading zeros of the
-//!               significands (subnormal operands)
-//! M1 MulAlign   normalise both significands (leading one at bit 10), adjust the exponent
-//! M2 MulProd    one 11×11 multiply (rust-hdl's 16×16 multiplier, one DSP)
+//! M0 MulDecode  operand fields per precision, specials, effective exponents, leading zeros
+//!               of the significands (subnormal operands)
+//! M1 MulAlign   normalise both significands (leading one at bit 10); exponent sum
+//! M2 MulProd    one 11×11 multiply (rust-hdl's 16×16 multiplier, one DSP); the exponent
+//!               minus the normalisation shifts beside it
 //! M3 MulNorm    the product of two normalised significands has its leading one at bit 21
 //!               or 20: one conditional shift; int8 products get their sign
 //! ```
@@ -18,8 +19,8 @@
 //!
 //! | bundle | layout |
 //! |---|---|
-//! | M0 → M1 (46) | `a_sig[10:0] a_z[14:11] b_sig[25:15] b_z[29:26] e_sum[40:30] sign[41] zero[42] inf[43] nan[44] is_int[45]` |
-//! | M1 → M2 (38) | `a_sig[10:0] b_sig[21:11] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
+//! | M0 → M1 (52) | `a_sig[10:0] a_z[14:11] b_sig[25:15] b_z[29:26] a_e[37:30] b_e[45:38] sign[46] zero[47] inf[48] nan[49] is_int[50] fp16[51]` |
+//! | M1 → M2 (46) | `a_sig[10:0] b_sig[21:11] e_sum[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37] a_z[41:38] b_z[45:42]` |
 //! | M2 → M3 (38) | `prod[21:0] e[32:22] sign[33] zero[34] inf[35] nan[36] is_int[37]` |
 //! | M3 → adder (71) | `p_sig[21:0] p_tb[33:22] sign[34] zero[35] inf[36] nan[37] is_int[38] p_int[70:39]` |
 //!
@@ -47,7 +48,7 @@ pub struct MulDecode {
     /// Raw operand from B.
     pub b: Signal<In, Bits<16>>,
     /// The M0 → M1 bundle.
-    pub o: Signal<Out, Bits<46>>,
+    pub o: Signal<Out, Bits<52>>,
     a_raw: Signal<Local, Bits<11>>,
     b_raw: Signal<Local, Bits<11>>,
     a_e: Signal<Local, Bits<11>>,
@@ -70,8 +71,6 @@ pub struct MulDecode {
     b_sig: Signal<Local, Bits<11>>,
     a_z: Signal<Local, Bits<4>>,
     b_z: Signal<Local, Bits<4>>,
-    e_sum: Signal<Local, Bits<11>>,
-    exp_offset: Signal<Local, Bits<11>>,
     is_int: Signal<Local, Bit>,
     p_nan: Signal<Local, Bit>,
 }
@@ -103,8 +102,6 @@ impl Logic for MulDecode {
             if self.b.val().get_bits::<5>(10) != 0 {
                 self.b_fsig.next = bit_cast::<11, 10>(self.b.val().get_bits::<10>(0)) | 0x400;
             }
-            // t = E_eff − 15 for each operand; product bit 21 weighs 2^(ta + tb + 1).
-            self.exp_offset.next = 483.into();
         } else {
             self.a_ones.next = self.a.val().get_bits::<8>(7) == 255;
             self.b_ones.next = self.b.val().get_bits::<8>(7) == 255;
@@ -120,8 +117,6 @@ impl Logic for MulDecode {
             if self.b.val().get_bits::<8>(7) != 0 {
                 self.b_fsig.next = (bit_cast::<11, 7>(self.b.val().get_bits::<7>(0)) << 3) | 0x400;
             }
-            // t = E_eff − 127; 512 + ta + tb + 1 = Ea + Eb + 259.
-            self.exp_offset.next = 259.into();
         }
         // int8 (PREC_INT8): multiply magnitudes (|−128| = 128 fits), sign afterwards. The
         // negation runs beside the floating significands' leading-zero count, not before it.
@@ -147,7 +142,6 @@ impl Logic for MulDecode {
         if self.b_raw.val() == 0 {
             self.b_e.next = 1.into();
         }
-        self.e_sum.next = self.a_e.val() + self.b_e.val() + self.exp_offset.val();
         self.a_inf.next = self.a_ones.val() & self.a_fz.val();
         self.b_inf.next = self.b_ones.val() & self.b_fz.val();
         self.a_nan.next = self.a_ones.val() & !self.a_fz.val();
@@ -174,39 +168,42 @@ impl Logic for MulDecode {
             }
         }
 
-        self.o.next = bit_cast::<46, 11>(self.a_sig.val())
-            | (bit_cast::<46, 4>(self.a_z.val()) << 11)
-            | (bit_cast::<46, 11>(self.b_sig.val()) << 15)
-            | (bit_cast::<46, 4>(self.b_z.val()) << 26)
-            | (bit_cast::<46, 11>(self.e_sum.val()) << 30);
+        self.o.next = bit_cast::<52, 11>(self.a_sig.val())
+            | (bit_cast::<52, 4>(self.a_z.val()) << 11)
+            | (bit_cast::<52, 11>(self.b_sig.val()) << 15)
+            | (bit_cast::<52, 4>(self.b_z.val()) << 26)
+            | (bit_cast::<52, 8>(self.a_e.val().get_bits::<8>(0)) << 30)
+            | (bit_cast::<52, 8>(self.b_e.val().get_bits::<8>(0)) << 38);
         self.o.next = self
             .o
             .val()
-            .replace_bit(41, self.a_neg.val() ^ self.b_neg.val());
+            .replace_bit(46, self.a_neg.val() ^ self.b_neg.val());
         self.o.next = self
             .o
             .val()
-            .replace_bit(42, self.a_zero.val() | self.b_zero.val());
+            .replace_bit(47, self.a_zero.val() | self.b_zero.val());
         self.o.next = self
             .o
             .val()
-            .replace_bit(43, self.a_inf.val() | self.b_inf.val());
-        self.o.next = self.o.val().replace_bit(44, self.p_nan.val());
-        self.o.next = self.o.val().replace_bit(45, self.is_int.val());
+            .replace_bit(48, self.a_inf.val() | self.b_inf.val());
+        self.o.next = self.o.val().replace_bit(49, self.p_nan.val());
+        self.o.next = self.o.val().replace_bit(50, self.is_int.val());
+        self.o.next = self.o.val().replace_bit(51, self.prec.val() == 2);
     }
 }
 
-/// M1: shifts both significands so that their leading one is at bit 10 and takes the shifts off
-/// the exponent (int8 magnitudes pass unchanged).
+/// M1: shifts both significands so that their leading one is at bit 10 (int8 magnitudes pass
+/// unchanged) and sums the exponents; the shifts come off the exponent in M2.
 #[derive(LogicBlock, Default)]
 pub struct MulAlign {
     /// The M0 → M1 bundle.
-    pub i: Signal<In, Bits<46>>,
+    pub i: Signal<In, Bits<52>>,
     /// The M1 → M2 bundle.
-    pub o: Signal<Out, Bits<38>>,
+    pub o: Signal<Out, Bits<46>>,
     a_sig: Signal<Local, Bits<11>>,
     b_sig: Signal<Local, Bits<11>>,
-    e: Signal<Local, Bits<11>>,
+    exp_offset: Signal<Local, Bits<11>>,
+    e_sum: Signal<Local, Bits<11>>,
 }
 
 impl Logic for MulAlign {
@@ -214,26 +211,37 @@ impl Logic for MulAlign {
     fn update(&mut self) {
         self.a_sig.next = self.i.val().get_bits::<11>(0) << self.i.val().get_bits::<4>(11);
         self.b_sig.next = self.i.val().get_bits::<11>(15) << self.i.val().get_bits::<4>(26);
-        self.e.next = self.i.val().get_bits::<11>(30)
-            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(11))
-            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(26));
-        self.o.next = bit_cast::<38, 11>(self.a_sig.val())
-            | (bit_cast::<38, 11>(self.b_sig.val()) << 11)
-            | (bit_cast::<38, 11>(self.e.val()) << 22)
-            | (bit_cast::<38, 5>(self.i.val().get_bits::<5>(41)) << 33);
+        // bf16 (and int8, whose exponent is unused): t = E_eff − 127; 512 + ta + tb + 1 =
+        // Ea + Eb + 259.
+        self.exp_offset.next = 259.into();
+        if self.i.val().get_bit(51) {
+            // fp16: t = E_eff − 15 for each operand; product bit 21 weighs 2^(ta + tb + 1).
+            self.exp_offset.next = 483.into();
+        }
+        self.e_sum.next = bit_cast::<11, 8>(self.i.val().get_bits::<8>(30))
+            + bit_cast::<11, 8>(self.i.val().get_bits::<8>(38))
+            + self.exp_offset.val();
+        self.o.next = bit_cast::<46, 11>(self.a_sig.val())
+            | (bit_cast::<46, 11>(self.b_sig.val()) << 11)
+            | (bit_cast::<46, 11>(self.e_sum.val()) << 22)
+            | (bit_cast::<46, 5>(self.i.val().get_bits::<5>(46)) << 33)
+            | (bit_cast::<46, 4>(self.i.val().get_bits::<4>(11)) << 38)
+            | (bit_cast::<46, 4>(self.i.val().get_bits::<4>(26)) << 42);
     }
 }
 
-/// M2: the one multiplier (an 11×11 product on rust-hdl's 16×16 multiplier: one DSP block).
+/// M2: the one multiplier (an 11×11 product on rust-hdl's 16×16 multiplier: one DSP block),
+/// and beside it the exponent minus the two normalisation shifts.
 #[derive(LogicBlock, Default)]
 pub struct MulProd {
     /// The M1 → M2 bundle.
-    pub i: Signal<In, Bits<38>>,
+    pub i: Signal<In, Bits<46>>,
     /// The M2 → M3 bundle.
     pub o: Signal<Out, Bits<38>>,
     mul_a: Signal<Local, Bits<16>>,
     mul_b: Signal<Local, Bits<16>>,
     prod: Signal<Local, Bits<32>>,
+    e: Signal<Local, Bits<11>>,
 }
 
 impl Logic for MulProd {
@@ -242,8 +250,12 @@ impl Logic for MulProd {
         self.mul_a.next = bit_cast::<16, 11>(self.i.val().get_bits::<11>(0));
         self.mul_b.next = bit_cast::<16, 11>(self.i.val().get_bits::<11>(11));
         self.prod.next = self.mul_a.val() * self.mul_b.val();
+        self.e.next = self.i.val().get_bits::<11>(22)
+            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(38))
+            - bit_cast::<11, 4>(self.i.val().get_bits::<4>(42));
         self.o.next = bit_cast::<38, 22>(self.prod.val().get_bits::<22>(0))
-            | (bit_cast::<38, 16>(self.i.val().get_bits::<16>(22)) << 22);
+            | (bit_cast::<38, 11>(self.e.val()) << 22)
+            | (bit_cast::<38, 5>(self.i.val().get_bits::<5>(33)) << 33);
     }
 }
 
