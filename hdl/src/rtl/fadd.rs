@@ -46,7 +46,7 @@
 //! | A1 → A2 (126) | `a_sig[23:0] a_neg[24] p_sig[46:25] p_sign[47] big_is_p[48] d_ap[59:49] a_tb[70:60] alt[102:71] use_alt[103] d_pa[114:104] p_tb[125:115]` |
 //! | A2 → B1 (126) | `big24[23:0] lit_c[75:24] dc_lo[78:76] sticky[79] big_neg[80] lit_neg[81] tb[92:82] alt[124:93] use_alt[125]` |
 //! | B1 → B2 (122) | `big24[23:0] lit_w[75:24] big_neg[76] lit_neg[77] tb[88:78] alt[120:89] use_alt[121]` |
-//! | B2 → C (149) | `mag[51:0] r_neg[52] tb[63:53] alt[95:64] use_alt[96] mag_or_marker[148:97]` |
+//! | B2 → C (149) | `mag[51:0] r_neg[52] tb[63:53] alt[95:64] use_alt[96] marker[148:97]` |
 //! | C → D (103) | `mag[51:0] shift[57:52] tb[67:58] r_neg[68] mag_zero[69] alt[101:70] use_alt[102]` |
 //! | D → E (101) | `normc[51:0] sh_lo[54:52] eb[64:55] ovf[65] r_neg[66] mag_zero[67] alt[99:68] use_alt[100]` |
 //! | E → F (71) | `sig24[23:0] round_up[24] eb[34:25] ovf[35] r_neg[36] mag_zero[37] alt[69:38] use_alt[70]` |
@@ -282,8 +282,9 @@ impl Logic for AddAlign {
 }
 
 /// B2: adds or subtracts the aligned magnitudes; the result is a non-negative magnitude and a
-/// sign. Beside the adder it decodes C's marker bit (window bit `51 − tb`, none for tb ≥ 52)
-/// and hands C the magnitude with the marker ORed in, so that C's count starts from a register.
+/// sign. Beside the adder it decodes C's marker bit (window bit `51 − tb`, none for tb ≥ 52),
+/// so that C's count starts from registers. (Registering `magnitude | marker` instead put the OR
+/// behind the adder's select, on this stage's longest path.)
 #[derive(LogicBlock, Default)]
 pub struct AddSum {
     /// The B1 → B2 bundle.
@@ -334,14 +335,14 @@ impl Logic for AddSum {
         self.o.next = bit_cast::<149, 52>(self.mag.val())
             | (bit_cast::<149, 11>(self.i.val().get_bits::<11>(78)) << 53)
             | (bit_cast::<149, 33>(self.i.val().get_bits::<33>(89)) << 64)
-            | (bit_cast::<149, 52>(self.mag.val() | self.marker.val()) << 97);
+            | (bit_cast::<149, 52>(self.marker.val()) << 97);
         self.o.next = self.o.val().replace_bit(52, self.r_neg.val());
     }
 }
 
 /// C: the normalisation shift `min(leading zeros, tb)` (`tb`: the shift that puts the result at
-/// the subnormal exponent t = −126) as one leading-zero count: B2's marker bit at window bit
-/// `51 − tb` stops the count at `tb`, so the clamp costs no compare and no mux after the count.
+/// the subnormal exponent t = −126) as one leading-zero count of `magnitude | marker`: B2's
+/// marker bit at window bit `51 − tb` stops the count at `tb`, so the clamp costs no compare and no mux after the count.
 /// The count is a log-depth tree (nibbles, then pairs of groups).
 #[derive(LogicBlock, Default)]
 pub struct AddLzc {
@@ -366,7 +367,10 @@ impl Logic for AddLzc {
     fn update(&mut self) {
         // The magnitude with its marker at the top of 64 bits, ones below: the count stops at
         // 52.
-        self.x.next = (bit_cast::<64, 52>(self.i.val().get_bits::<52>(97)) << 12) | 0xFFF;
+        self.x.next =
+            (bit_cast::<64, 52>(self.i.val().get_bits::<52>(0) | self.i.val().get_bits::<52>(97))
+                << 12)
+                | 0xFFF;
         // Level 1: nibble n (n = 0 is the most significant): all-zero flag and 2-bit count.
         self.z1.next = 0.into();
         self.c1.next = 0.into();
