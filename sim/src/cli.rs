@@ -128,7 +128,7 @@ pub struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "100,77.9",
+        default_value = "100,125.8",
         value_name = "MHZ"
     )]
     clock_mhz: Vec<f64>,
@@ -375,7 +375,7 @@ impl Cli {
             })
         };
         if self.clock_mhz.iter().any(|&f| !(f > 0.0 && f.is_finite())) {
-            bail!("--clock-mhz takes positive frequencies in MHz, e.g. 100,77.9");
+            bail!("--clock-mhz takes positive frequencies in MHz, e.g. 100,125.8");
         }
         let clocks = self
             .clock_mhz
@@ -383,8 +383,8 @@ impl Cli {
             .map(|&mhz| ClockReport {
                 label: if mhz == 100.0 {
                     "design target".into()
-                } else if mhz == 77.9 {
-                    "ECP5 post-P&R Fmax of one PE, interleave 8 (docs/hardware.md)".into()
+                } else if mhz == 125.8 {
+                    "ECP5 post-P&R Fmax of one PE, interleave 8, worst of 4 placements (docs/hardware.md)".into()
                 } else {
                     "chosen clock".into()
                 },

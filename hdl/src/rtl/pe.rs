@@ -105,10 +105,10 @@ pub struct Pe {
     m1: MulAlign,
     m2: MulProd,
     m3: MulNorm,
-    rm0: DFF<Bits<46>>,
-    rm1: DFF<Bits<38>>,
+    rm0: DFF<Bits<52>>,
+    rm1: DFF<Bits<46>>,
     rm2: DFF<Bits<38>>,
-    rm3: DFF<Bits<70>>,
+    rm3: DFF<Bits<71>>,
     cm0: DFF<Bits<5>>,
     cm1: DFF<Bits<5>>,
     cm2: DFF<Bits<5>>,
@@ -121,12 +121,12 @@ pub struct Pe {
     s_d: AddShift,
     s_e: AddRound,
     s_f: AddPack,
-    r_a1: DFF<Bits<104>>,
+    r_a1: DFF<Bits<126>>,
     r_a2: DFF<Bits<126>>,
     r_b1: DFF<Bits<122>>,
-    r_b2: DFF<Bits<97>>,
+    r_b2: DFF<Bits<149>>,
     r_c: DFF<Bits<103>>,
-    r_d: DFF<Bits<102>>,
+    r_d: DFF<Bits<101>>,
     r_e: DFF<Bits<71>>,
     acc: DFF<Bits<32>>,
     sh0: DFF<Bits<32>>,
@@ -138,6 +138,7 @@ pub struct Pe {
     sh6: DFF<Bits<32>>,
     sh7: DFF<Bits<32>>,
     cap: DFF<Bit>,
+    first_sel: DFF<Bit>,
     chain_top: Signal<Local, Bits<32>>,
     first: Signal<Local, Bit>,
 }
@@ -202,6 +203,7 @@ impl Pe {
             sh6: Default::default(),
             sh7: Default::default(),
             cap: Default::default(),
+            first_sel: Default::default(),
             chain_top: Default::default(),
             first: Default::default(),
         }
@@ -213,7 +215,7 @@ impl Logic for Pe {
     fn update(&mut self) {
         dff_setup!(
             self, clock, a_r, b_r, c_r, rm0, rm1, rm2, rm3, cm0, cm1, cm2, cm3, r_a1, r_a2, r_b1,
-            r_b2, r_c, r_d, r_e, acc, sh0, sh1, sh2, sh3, sh4, sh5, sh6, sh7, cap
+            r_b2, r_c, r_d, r_e, acc, sh0, sh1, sh2, sh3, sh4, sh5, sh6, sh7, cap, first_sel
         );
         // Input registers, forwarded to the neighbours.
         self.a_r.d.next = self.a_in.val();
@@ -266,8 +268,12 @@ impl Logic for Pe {
 
         // Accumulate: the eight adder stages, registered where the mask says.
         self.first.next = self.cm3.q.val().get_bit(1);
+        // A copy of `first` for the accumulator's input mux, which heads A1's longest path: its
+        // own register (no reset: it only picks the start value of a tile) keeps the chain's
+        // 8 × 32 enables off that net.
+        self.first_sel.d.next = self.cm2.q.val().get_bit(1);
         self.s_a1.acc.next = self.acc.q.val();
-        if self.first.val() {
+        if self.first_sel.q.val() {
             self.s_a1.acc.next = self.chain_top.val();
         }
         self.s_a1.p.next = self.rm3.q.val();
