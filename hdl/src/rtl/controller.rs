@@ -98,13 +98,10 @@ enum LoadState {
     Idle,
     Job,
     AWait,
-    AIssue,
-    AData,
-    AFlush,
     BWait,
-    BIssue,
-    BData,
-    BFlush,
+    Issue,
+    Data,
+    Flush,
     Ready,
     Advance,
 }
@@ -321,6 +318,7 @@ pub struct Controller {
     l_cv: DFF<Bits<8>>,
     l_kc: DFF<Bits<16>>,
     l_anew: DFF<Bit>,
+    l_isa: DFF<Bit>,
     l_off: DFF<Bits<4>>,
     l_bi: DFF<Bits<16>>,
     l_prev: DFF<Bits<128>>,
@@ -564,6 +562,7 @@ impl Controller {
             l_cv: Default::default(),
             l_kc: Default::default(),
             l_anew: Default::default(),
+            l_isa: Default::default(),
             l_off: Default::default(),
             l_bi: Default::default(),
             l_prev: Default::default(),
@@ -729,6 +728,7 @@ impl Logic for Controller {
             l_cv,
             l_kc,
             l_anew,
+            l_isa,
             l_off,
             l_bi,
             l_prev,
@@ -885,8 +885,6 @@ impl Logic for Controller {
 
         // Defaults for the strobes.
         self.q_pop.next = false;
-        self.a_we.next = false;
-        self.b_we.next = false;
         self.step.next = false;
         self.step_first.next = false;
         self.step_mark.next = false;
@@ -930,10 +928,7 @@ impl Logic for Controller {
         self.l_rcount.next = bit_cast::<16, 8>(self.l_cv.q.val());
         self.l_rrows.next = self.l_kc.q.val();
         self.l_rstride.next = self.f_ldb.val();
-        if (self.ls.q.val() == LoadState::AIssue)
-            | (self.ls.q.val() == LoadState::AData)
-            | (self.ls.q.val() == LoadState::AFlush)
-        {
+        if self.l_isa.q.val() {
             self.l_rcount.next = self.l_kc.q.val();
             self.l_rrows.next = self.l_rv.q.val();
             self.l_rstride.next = self.f_lda.val();
@@ -945,7 +940,7 @@ impl Logic for Controller {
         self.l_flush.next = (self.l_off.q.val() != 0) & (self.l_beats.val() == self.l_words.val());
         self.l_next_row.next = self.l_ptr.q.val() + self.l_rstride.val();
         self.l_cur.next = self.rd_beat_data.val();
-        if (self.ls.q.val() == LoadState::AFlush) | (self.ls.q.val() == LoadState::BFlush) {
+        if self.ls.q.val() == LoadState::Flush {
             self.l_cur.next = 0.into();
         }
         self.l_cat.next = (bit_cast::<256, 128>(self.l_cur.val()) << 128)
@@ -960,12 +955,12 @@ impl Logic for Controller {
             self.l_wword.next = self.l_bi.q.val();
             self.l_wdata.next = self.rd_beat_data.val();
         }
-        if (self.ls.q.val() == LoadState::AData) | (self.ls.q.val() == LoadState::BData) {
+        if self.ls.q.val() == LoadState::Data {
             self.l_wr.next = self.rd_beat_valid.val()
                 & ((self.l_off.q.val() == 0) | (self.l_bi.q.val() != 0))
                 & !self.rd_owner.q.val();
         }
-        if (self.ls.q.val() == LoadState::AFlush) | (self.ls.q.val() == LoadState::BFlush) {
+        if self.ls.q.val() == LoadState::Flush {
             self.l_wr.next = true;
             self.l_wword.next = self.l_bi.q.val() - 1;
             self.l_wdata.next = self.l_fun.val();
@@ -987,6 +982,8 @@ impl Logic for Controller {
         if self.c_bhalf.q.val() {
             self.c_boff.next = self.kdepth.val().get_bits::<16>(0);
         }
+        self.a_we.next = self.l_wr.val() & self.l_isa.q.val();
+        self.b_we.next = self.l_wr.val() & !self.l_isa.q.val();
         self.l_a_bank.next = self.l_t.q.val() >> self.lgl.val();
         self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.ilv_last.val());
         self.a_wsel.next = self.rows.val() - 1 - self.l_a_bank.val().get_bits::<8>(0);
@@ -1013,75 +1010,39 @@ impl Logic for Controller {
                     // Every job of the panel before the current one is done: its half is free.
                     self.l_ahalf.d.next = !self.l_ahalf.q.val();
                     self.l_afirst.d.next = self.l_njob.q.val();
+                    self.l_isa.d.next = true;
                     self.l_t.d.next = 0.into();
                     self.l_ptr.d.next = self.l_arow0.q.val() + (self.lk0.q.val() << self.esz.val());
-                    self.ls.d.next = LoadState::AIssue;
+                    self.ls.d.next = LoadState::Issue;
                 }
-            }
-            LoadState::AIssue => {
-                // The panel's rows in one transfer.
-                self.l_req.next = true;
-                if self.grant_l.val() {
-                    self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
-                    self.l_bi.d.next = 0.into();
-                    self.ls.d.next = LoadState::AData;
-                }
-            }
-            LoadState::AData => {
-                self.l_beat_ready.next = true;
-                self.a_we.next = self.l_wr.val();
-                if self.rd_beat_valid.val() {
-                    self.l_prev.d.next = self.rd_beat_data.val();
-                    self.l_bi.d.next = self.l_bi.q.val() + 1;
-                    if self.l_row_end.val() {
-                        if self.l_flush.val() {
-                            self.ls.d.next = LoadState::AFlush;
-                        } else {
-                            self.l_bi.d.next = 0.into();
-                            self.l_t.d.next = self.l_t.q.val() + 1;
-                            self.l_ptr.d.next = self.l_next_row.val();
-                            self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
-                        }
-                    }
-                } else if !self.rd_busy.val() {
-                    self.ls.d.next = LoadState::BWait;
-                }
-            }
-            LoadState::AFlush => {
-                // The row's last word lies in its last beat alone (the data channel waits).
-                self.a_we.next = true;
-                self.l_bi.d.next = 0.into();
-                self.l_t.d.next = self.l_t.q.val() + 1;
-                self.l_ptr.d.next = self.l_next_row.val();
-                self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
-                self.ls.d.next = LoadState::AData;
             }
             LoadState::BWait => {
                 // Job n − 2 used this half.
                 if self.c_ndone.q.val() + 1 >= self.l_njob.q.val() {
+                    self.l_isa.d.next = false;
                     self.l_t.d.next = 0.into();
                     self.l_ptr.d.next = self.l_bk0.q.val() + (self.lj0.q.val() << self.esz.val());
-                    self.ls.d.next = LoadState::BIssue;
+                    self.ls.d.next = LoadState::Issue;
                 }
             }
-            LoadState::BIssue => {
-                // The chunk's kc rows of the tile's columns in one transfer.
+            LoadState::Issue => {
+                // The A panel's rows, or the chunk's kc rows of the tile's B columns, in one
+                // transfer.
                 self.l_req.next = true;
                 if self.grant_l.val() {
                     self.l_off.d.next = self.l_ptr.q.val().get_bits::<4>(0);
                     self.l_bi.d.next = 0.into();
-                    self.ls.d.next = LoadState::BData;
+                    self.ls.d.next = LoadState::Data;
                 }
             }
-            LoadState::BData => {
+            LoadState::Data => {
                 self.l_beat_ready.next = true;
-                self.b_we.next = self.l_wr.val();
                 if self.rd_beat_valid.val() {
                     self.l_prev.d.next = self.rd_beat_data.val();
                     self.l_bi.d.next = self.l_bi.q.val() + 1;
                     if self.l_row_end.val() {
                         if self.l_flush.val() {
-                            self.ls.d.next = LoadState::BFlush;
+                            self.ls.d.next = LoadState::Flush;
                         } else {
                             self.l_bi.d.next = 0.into();
                             self.l_t.d.next = self.l_t.q.val() + 1;
@@ -1091,15 +1052,18 @@ impl Logic for Controller {
                     }
                 } else if !self.rd_busy.val() {
                     self.ls.d.next = LoadState::Ready;
+                    if self.l_isa.q.val() {
+                        self.ls.d.next = LoadState::BWait;
+                    }
                 }
             }
-            LoadState::BFlush => {
-                self.b_we.next = true;
+            LoadState::Flush => {
+                // The row's last word lies in its last beat alone (the data channel waits).
                 self.l_bi.d.next = 0.into();
                 self.l_t.d.next = self.l_t.q.val() + 1;
                 self.l_ptr.d.next = self.l_next_row.val();
                 self.l_off.d.next = self.l_next_row.val().get_bits::<4>(0);
-                self.ls.d.next = LoadState::BData;
+                self.ls.d.next = LoadState::Data;
             }
             LoadState::Ready => {
                 // Job loaded; advance k, then columns, then row tiles.
@@ -1541,10 +1505,7 @@ impl Logic for Controller {
             }
         }
         // A loader transfer that ended in an error response.
-        if ((self.ls.q.val() == LoadState::AData) | (self.ls.q.val() == LoadState::BData))
-            & !self.rd_busy.val()
-            & self.rd_error.val()
-        {
+        if (self.ls.q.val() == LoadState::Data) & !self.rd_busy.val() & self.rd_error.val() {
             self.code.d.next = 7.into(); // ReadResponse
             self.abort.d.next = true;
         }
