@@ -690,33 +690,27 @@ mod tests {
     use crate::rtl::testbench::{settle, tick};
     use rand::{Rng, SeedableRng};
 
-    fn read(
+    /// Drives a started read against `mem` until the engine is idle, calling `take` on every
+    /// settled cycle and asking `stall` whether the consumer refuses a beat; the error flag.
+    fn run_read(
         mem: &mut Memory,
         dma: &mut DmaRead,
-        addr: u64,
-        count: u64,
-        esz: u64,
-    ) -> (Vec<u32>, bool) {
-        dma.start.next = true;
-        dma.addr.next = addr.into();
-        dma.count.next = count.into();
-        dma.esz.next = esz.into();
-        let mut out = Vec::new();
-        for cycle in 0..10_000 {
+        stall: &mut dyn FnMut() -> bool,
+        take: &mut dyn FnMut(&DmaRead),
+    ) -> bool {
+        for cycle in 0..100_000 {
             let o = mem.outputs();
             dma.arready.next = o.arready;
             dma.rdata.next = o.rdata.to_bits();
             dma.rresp.next = o.rresp.into();
             dma.rlast.next = o.rlast;
             dma.rvalid.next = o.rvalid;
+            dma.beat_ready.next = !stall();
             settle(dma);
             if cycle > 0 && !dma.busy.val() {
-                return (out, dma.error.val());
+                return dma.error.val();
             }
-            if dma.elem_valid.val() {
-                assert_eq!(dma.elem_index.val().to_u64(), out.len() as u64);
-                out.push(dma.elem_data.val().to_u64() as u32);
-            }
+            take(dma);
             let m = MasterOut {
                 araddr: dma.araddr.val().to_u64(),
                 arlen: dma.arlen.val().to_u64(),
@@ -729,6 +723,28 @@ mod tests {
             dma.start.next = false;
         }
         panic!("read never finished");
+    }
+
+    fn read(
+        mem: &mut Memory,
+        dma: &mut DmaRead,
+        addr: u64,
+        count: u64,
+        esz: u64,
+    ) -> (Vec<u32>, bool) {
+        dma.start.next = true;
+        dma.raw.next = false;
+        dma.addr.next = addr.into();
+        dma.count.next = count.into();
+        dma.esz.next = esz.into();
+        let mut out = Vec::new();
+        let err = run_read(mem, dma, &mut || false, &mut |dma| {
+            if dma.elem_valid.val() {
+                assert_eq!(dma.elem_index.val().to_u64(), out.len() as u64);
+                out.push(dma.elem_data.val().to_u64() as u32);
+            }
+        });
+        (out, err)
     }
 
     #[test]
@@ -776,7 +792,7 @@ mod tests {
         mem: &mut Memory,
         dma: &mut DmaRead,
         (addr, bytes, rows, stride): (u64, u64, u64, u64),
-        stall: &mut impl FnMut() -> bool,
+        stall: &mut dyn FnMut() -> bool,
     ) -> (Vec<u128>, bool) {
         dma.start.next = true;
         dma.raw.next = true;
@@ -786,19 +802,7 @@ mod tests {
         dma.stride.next = stride.into();
         dma.esz.next = 0u64.into();
         let mut out = Vec::new();
-        for cycle in 0..100_000 {
-            let o = mem.outputs();
-            dma.arready.next = o.arready;
-            dma.rdata.next = o.rdata.to_bits();
-            dma.rresp.next = o.rresp.into();
-            dma.rlast.next = o.rlast;
-            dma.rvalid.next = o.rvalid;
-            dma.beat_ready.next = !stall();
-            settle(dma);
-            if cycle > 0 && !dma.busy.val() {
-                dma.raw.next = false;
-                return (out, dma.error.val());
-            }
+        let err = run_read(mem, dma, stall, &mut |dma| {
             assert!(!dma.elem_valid.val(), "raw mode hands out no elements");
             if dma.beat_valid.val() {
                 let beat = dma.beat_data.val();
@@ -807,18 +811,9 @@ mod tests {
                         | u128::from(beat.get_bits::<64>(64).to_u64()) << 64,
                 );
             }
-            let m = MasterOut {
-                araddr: dma.araddr.val().to_u64(),
-                arlen: dma.arlen.val().to_u64(),
-                arvalid: dma.arvalid.val(),
-                rready: dma.rready.val(),
-                ..Default::default()
-            };
-            mem.edge(&m, &o);
-            tick(dma, |d| &mut d.clock);
-            dma.start.next = false;
-        }
-        panic!("raw read never finished");
+        });
+        dma.raw.next = false;
+        (out, err)
     }
 
     #[test]
