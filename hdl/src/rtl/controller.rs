@@ -9,8 +9,13 @@
 //! - the **drain** moves the finished tile out of the chains and the next tile's start values
 //!   in while the array computes.
 //!
-//! Each PE interleaves L accumulations ([`super::pe`]), so a tile has `R·L` rows: tile row `t`
-//! is computed by PE row `R−1−t/L` in slot `t mod L`. Tiles go row-tile-major (`i0` outer,
+//! Each PE interleaves L accumulations ([`super::pe`]). A GEMM with M ≥ `R·L/2` uses tiles of
+//! `R·L` rows and C columns: tile row `t` is computed by PE row `R−1−t/L` in slot `t mod L`.
+//! Shorter GEMMs would leave slots idle, so the L slots cover L₁ = L/2^g rows times 2^g
+//! *column groups* (g the largest with M ≤ `R·L₁`): slot s of PE row `R−1−p` computes tile row
+//! `p·L₁ + s mod L₁` in group `s / L₁`, i.e. tile columns `(s/L₁)·C ..` of a `C·2^g`-wide
+//! tile; each group's B block has its own `kdepth/2^g` steps of the buffer half, and the A
+//! rows are simply shared by the slots of all groups. Tiles go row-tile-major (`i0` outer,
 //! `j0` inner, k chunks innermost). When K fits one buffer half (*resident*), a row tile's A
 //! panel is loaded once and reused by all its column tiles, and each tile needs only its
 //! K × C block of B: that is what makes the bus keep up with the array (docs/hardware.md,
@@ -99,6 +104,7 @@ enum LoadState {
     Job,
     AWait,
     BWait,
+    BBlock,
     Issue,
     Data,
     Flush,
@@ -302,6 +308,7 @@ pub struct Controller {
     c_read: DFF<Bits<32>>,
     c_write: DFF<Bits<32>>,
     c_other: DFF<Bits<32>>,
+    g_lg: DFF<Bits<3>>,
     ls: DFF<LoadState>,
     li0: DFF<Bits<32>>,
     lj0: DFF<Bits<32>>,
@@ -322,6 +329,8 @@ pub struct Controller {
     l_off: DFF<Bits<4>>,
     l_bi: DFF<Bits<16>>,
     l_prev: DFF<Bits<128>>,
+    l_s2: DFF<Bits<8>>,
+    l_bcol: DFF<Bits<32>>,
     cs: DFF<ComputeState>,
     ci0: DFF<Bits<32>>,
     cj0: DFF<Bits<32>>,
@@ -347,6 +356,9 @@ pub struct Controller {
     do_j0: DFF<Bits<32>>,
     do_base: DFF<Bits<32>>,
     do_ptr: DFF<Bits<32>>,
+    di_gptr: DFF<Bits<32>>,
+    do_gptr: DFF<Bits<32>>,
+    d_col: DFF<Bits<16>>,
     f_a: Signal<Local, Bits<32>>,
     f_b: Signal<Local, Bits<32>>,
     f_c: Signal<Local, Bits<32>>,
@@ -382,6 +394,23 @@ pub struct Controller {
     op_rowbytes: Signal<Local, Bits<64>>,
     op_end: Signal<Local, Bits<64>>,
     resident: Signal<Local, Bit>,
+    g_new: Signal<Local, Bits<3>>,
+    t_rows: Signal<Local, Bits<16>>,
+    t_cols: Signal<Local, Bits<16>>,
+    kchunk: Signal<Local, Bits<32>>,
+    kc_lg: Signal<Local, Bits<5>>,
+    lg_l1: Signal<Local, Bits<3>>,
+    l1_mask: Signal<Local, Bits<8>>,
+    l_bnleft: Signal<Local, Bits<32>>,
+    c_s2: Signal<Local, Bits<8>>,
+    d_s: Signal<Local, Bits<8>>,
+    d_s1: Signal<Local, Bits<8>>,
+    d_r: Signal<Local, Bits<16>>,
+    d_gend: Signal<Local, Bit>,
+    di_ncol: Signal<Local, Bits<32>>,
+    do_ncol: Signal<Local, Bits<32>>,
+    di_gcv: Signal<Local, Bits<8>>,
+    do_gcv: Signal<Local, Bits<8>>,
     l_mleft: Signal<Local, Bits<32>>,
     l_nleft: Signal<Local, Bits<32>>,
     l_kleft: Signal<Local, Bits<32>>,
@@ -418,7 +447,7 @@ pub struct Controller {
     c_nleft: Signal<Local, Bits<32>>,
     c_kleft: Signal<Local, Bits<32>>,
     c_rv_new: Signal<Local, Bits<16>>,
-    c_cv_new: Signal<Local, Bits<8>>,
+    c_cv_new: Signal<Local, Bits<16>>,
     c_kc_new: Signal<Local, Bits<16>>,
     job_ready: Signal<Local, Bit>,
     c_swap: Signal<Local, Bit>,
@@ -427,11 +456,9 @@ pub struct Controller {
     di_mleft: Signal<Local, Bits<32>>,
     di_nleft: Signal<Local, Bits<32>>,
     di_rv: Signal<Local, Bits<16>>,
-    di_cv: Signal<Local, Bits<8>>,
     do_mleft: Signal<Local, Bits<32>>,
     do_nleft: Signal<Local, Bits<32>>,
     do_rv: Signal<Local, Bits<16>>,
-    do_cv: Signal<Local, Bits<8>>,
     d_out: Signal<Local, Bit>,
     d_need_read: Signal<Local, Bit>,
     d_need_write: Signal<Local, Bit>,
@@ -546,6 +573,7 @@ impl Controller {
             c_read: Default::default(),
             c_write: Default::default(),
             c_other: Default::default(),
+            g_lg: Default::default(),
             ls: Default::default(),
             li0: Default::default(),
             lj0: Default::default(),
@@ -566,6 +594,8 @@ impl Controller {
             l_off: Default::default(),
             l_bi: Default::default(),
             l_prev: Default::default(),
+            l_s2: Default::default(),
+            l_bcol: Default::default(),
             cs: Default::default(),
             ci0: Default::default(),
             cj0: Default::default(),
@@ -591,6 +621,9 @@ impl Controller {
             do_j0: Default::default(),
             do_base: Default::default(),
             do_ptr: Default::default(),
+            di_gptr: Default::default(),
+            do_gptr: Default::default(),
+            d_col: Default::default(),
             f_a: Default::default(),
             f_b: Default::default(),
             f_c: Default::default(),
@@ -626,6 +659,23 @@ impl Controller {
             op_rowbytes: Default::default(),
             op_end: Default::default(),
             resident: Default::default(),
+            g_new: Default::default(),
+            t_rows: Default::default(),
+            t_cols: Default::default(),
+            kchunk: Default::default(),
+            kc_lg: Default::default(),
+            lg_l1: Default::default(),
+            l1_mask: Default::default(),
+            l_bnleft: Default::default(),
+            c_s2: Default::default(),
+            d_s: Default::default(),
+            d_s1: Default::default(),
+            d_r: Default::default(),
+            d_gend: Default::default(),
+            di_ncol: Default::default(),
+            do_ncol: Default::default(),
+            di_gcv: Default::default(),
+            do_gcv: Default::default(),
             l_mleft: Default::default(),
             l_nleft: Default::default(),
             l_kleft: Default::default(),
@@ -671,11 +721,9 @@ impl Controller {
             di_mleft: Default::default(),
             di_nleft: Default::default(),
             di_rv: Default::default(),
-            di_cv: Default::default(),
             do_mleft: Default::default(),
             do_nleft: Default::default(),
             do_rv: Default::default(),
-            do_cv: Default::default(),
             d_out: Default::default(),
             d_need_read: Default::default(),
             d_need_write: Default::default(),
@@ -712,6 +760,7 @@ impl Logic for Controller {
             c_read,
             c_write,
             c_other,
+            g_lg,
             ls,
             li0,
             lj0,
@@ -732,6 +781,8 @@ impl Logic for Controller {
             l_off,
             l_bi,
             l_prev,
+            l_s2,
+            l_bcol,
             cs,
             ci0,
             cj0,
@@ -756,7 +807,10 @@ impl Logic for Controller {
             do_i0,
             do_j0,
             do_base,
-            do_ptr
+            do_ptr,
+            di_gptr,
+            do_gptr,
+            d_col
         );
         // Descriptor fields (offsets: desc_bits, checked against regmap::DESCRIPTOR by a test).
         self.f_a.next = self.dsc.q.val().get_bits::<32>(0);
@@ -873,10 +927,30 @@ impl Logic for Controller {
         self.op_end.next = self.op_base.val() + self.mul_acc.q.val() + self.op_rowbytes.val() - 1;
 
         // ------------------------------------------------------------------------------------
-        // Shared geometry. A GEMM is *resident* when all of K fits a buffer half: each row
-        // tile's A panel is then loaded once and reused by every column tile; otherwise every
-        // tile runs in chunks of `kdepth` k steps, each with its own A and B loads.
-        self.resident.next = self.f_k.val() <= self.kdepth.val();
+        // Shared geometry. The L slots of a PE cover L₁ = L/2^g tile rows times 2^g column
+        // groups (slot s: row s mod L₁, group s / L₁), so that a tile is `R·L₁ × C·2^g`: g is
+        // the largest that still fits all M rows into one row tile, so that short GEMMs use
+        // every slot. Group q's B block sits `q·kchunk` into the buffer half, so chunks are
+        // `kchunk = kdepth/2^g` k steps. A GEMM is *resident* when all of K fits a chunk: each
+        // row tile's A panel is then loaded once and reused by every column tile; otherwise
+        // every tile runs in chunks, each with its own A and B loads.
+        self.g_new.next = 0.into();
+        if (self.lgl.val() >= 1) & (self.f_m.val() <= bit_cast::<32, 16>(self.trows.val() >> 1)) {
+            self.g_new.next = 1.into();
+        }
+        if (self.lgl.val() >= 2) & (self.f_m.val() <= bit_cast::<32, 16>(self.trows.val() >> 2)) {
+            self.g_new.next = 2.into();
+        }
+        if (self.lgl.val() >= 3) & (self.f_m.val() <= bit_cast::<32, 16>(self.trows.val() >> 3)) {
+            self.g_new.next = 3.into();
+        }
+        self.t_rows.next = self.trows.val() >> self.g_lg.q.val();
+        self.t_cols.next = bit_cast::<16, 8>(self.cols.val()) << self.g_lg.q.val();
+        self.kchunk.next = self.kdepth.val() >> self.g_lg.q.val();
+        self.kc_lg.next = self.kaw.val() - bit_cast::<5, 3>(self.g_lg.q.val());
+        self.lg_l1.next = self.lgl.val() - self.g_lg.q.val();
+        self.l1_mask.next = self.ilv_last.val() >> self.g_lg.q.val();
+        self.resident.next = self.f_k.val() <= self.kchunk.val();
         // A round starts only at phase 0 of the free-running slot counter.
         self.ph.d.next = self.ph.q.val() + 1;
         if self.ph.q.val() == self.ilv_last.val() {
@@ -907,16 +981,18 @@ impl Logic for Controller {
         self.l_mleft.next = self.f_m.val() - self.li0.q.val();
         self.l_nleft.next = self.f_n.val() - self.lj0.q.val();
         self.l_kleft.next = self.f_k.val() - self.lk0.q.val();
-        self.l_rv_new.next = self.trows.val();
-        if self.l_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+        self.l_rv_new.next = self.t_rows.val();
+        if self.l_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
             self.l_rv_new.next = self.l_mleft.val().get_bits::<16>(0);
         }
+        // The columns of the B block of the group being loaded.
+        self.l_bnleft.next = self.f_n.val() - self.l_bcol.q.val();
         self.l_cv_new.next = self.cols.val();
-        if self.l_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.l_cv_new.next = self.l_nleft.val().get_bits::<8>(0);
+        if self.l_bnleft.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.l_cv_new.next = self.l_bnleft.val().get_bits::<8>(0);
         }
-        self.l_kc_new.next = self.kdepth.val().get_bits::<16>(0);
-        if self.l_kleft.val() < self.kdepth.val() {
+        self.l_kc_new.next = self.kchunk.val().get_bits::<16>(0);
+        if self.l_kleft.val() < self.kchunk.val() {
             self.l_kc_new.next = self.l_kleft.val().get_bits::<16>(0);
         }
         // A row of the transfer in flight: words of 16 bytes, realigned from the beats. With
@@ -984,21 +1060,22 @@ impl Logic for Controller {
         }
         self.a_we.next = self.l_wr.val() & self.l_isa.q.val();
         self.b_we.next = self.l_wr.val() & !self.l_isa.q.val();
-        self.l_a_bank.next = self.l_t.q.val() >> self.lgl.val();
-        self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.ilv_last.val());
+        self.l_a_bank.next = self.l_t.q.val() >> self.lg_l1.val();
+        self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.l1_mask.val());
         self.a_wsel.next = self.rows.val() - 1 - self.l_a_bank.val().get_bits::<8>(0);
         self.a_waddr.next =
             self.l_aoff.val() | (self.l_a_slot.val() << self.slot_shift.val()) | self.l_wword.val();
         self.a_wdata.next = self.l_wdata.val();
         self.b_wword.next = self.l_wword.val().get_bits::<8>(0);
-        self.b_waddr.next = self.l_boff.val() | self.l_t.q.val();
+        self.b_waddr.next = self.l_boff.val()
+            | (bit_cast::<16, 8>(self.l_s2.q.val()) << self.kc_lg.val())
+            | self.l_t.q.val();
         self.b_wdata.next = self.l_wdata.val();
 
         match self.ls.q.val() {
             LoadState::Idle => {}
             LoadState::Job => {
                 self.l_rv.d.next = self.l_rv_new.val();
-                self.l_cv.d.next = self.l_cv_new.val();
                 self.l_kc.d.next = self.l_kc_new.val();
                 self.l_anew.d.next = !self.resident.val() | (self.lj0.q.val() == 0);
                 self.ls.d.next = LoadState::AWait;
@@ -1020,10 +1097,17 @@ impl Logic for Controller {
                 // Job n − 2 used this half.
                 if self.c_ndone.q.val() + 1 >= self.l_njob.q.val() {
                     self.l_isa.d.next = false;
-                    self.l_t.d.next = 0.into();
-                    self.l_ptr.d.next = self.l_bk0.q.val() + (self.lj0.q.val() << self.esz.val());
-                    self.ls.d.next = LoadState::Issue;
+                    self.l_s2.d.next = 0.into();
+                    self.l_bcol.d.next = self.lj0.q.val();
+                    self.ls.d.next = LoadState::BBlock;
                 }
+            }
+            LoadState::BBlock => {
+                // The B block of column group l_s2: kc rows of C columns from l_bcol on.
+                self.l_cv.d.next = self.l_cv_new.val();
+                self.l_t.d.next = 0.into();
+                self.l_ptr.d.next = self.l_bk0.q.val() + (self.l_bcol.q.val() << self.esz.val());
+                self.ls.d.next = LoadState::Issue;
             }
             LoadState::Issue => {
                 // The A panel's rows, or the chunk's kc rows of the tile's B columns, in one
@@ -1054,6 +1138,14 @@ impl Logic for Controller {
                     self.ls.d.next = LoadState::Ready;
                     if self.l_isa.q.val() {
                         self.ls.d.next = LoadState::BWait;
+                    } else if (self.l_s2.q.val() != self.ilv_last.val() >> self.lg_l1.val())
+                        & (self.l_bnleft.val() > bit_cast::<32, 8>(self.cols.val()))
+                    {
+                        // The next column group's block (none for groups right of N).
+                        self.l_s2.d.next = self.l_s2.q.val() + 1;
+                        self.l_bcol.d.next =
+                            self.l_bcol.q.val() + bit_cast::<32, 8>(self.cols.val());
+                        self.ls.d.next = LoadState::BBlock;
                     }
                 }
             }
@@ -1071,29 +1163,29 @@ impl Logic for Controller {
                 self.l_njob.d.next = self.l_njob.q.val() + 1;
                 self.ls.d.next = LoadState::Job;
                 if bit_cast::<32, 16>(self.l_kc.q.val()) != self.l_kleft.val() {
-                    self.lk0.d.next = self.lk0.q.val() + self.kdepth.val();
-                    self.l_bk0.d.next = self.l_bk0.q.val() + (self.f_ldb.val() << self.kaw.val());
+                    self.lk0.d.next = self.lk0.q.val() + self.kchunk.val();
+                    self.l_bk0.d.next = self.l_bk0.q.val() + (self.f_ldb.val() << self.kc_lg.val());
                 } else {
                     self.lk0.d.next = 0.into();
                     self.l_bk0.d.next = self.f_b.val();
-                    if self.l_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
-                        self.lj0.d.next = self.lj0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    if self.l_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
+                        self.lj0.d.next = self.lj0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
                     } else {
                         self.lj0.d.next = 0.into();
-                        self.li0.d.next = self.li0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                        self.li0.d.next = self.li0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
                         self.l_t.d.next = 0.into();
                         self.ls.d.next = LoadState::Advance;
-                        if self.l_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                        if self.l_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
                             self.ls.d.next = LoadState::Idle;
                         }
                     }
                 }
             }
             LoadState::Advance => {
-                // The next row tile's A rows start R·L rows further (adds instead of a multiply).
+                // The next row tile's A rows start R·L₁ rows further (adds, not a multiply).
                 self.l_arow0.d.next = self.l_arow0.q.val() + self.f_lda.val();
                 self.l_t.d.next = self.l_t.q.val() + 1;
-                if self.l_t.q.val() + 1 == self.trows.val() {
+                if self.l_t.q.val() + 1 == self.t_rows.val() {
                     self.ls.d.next = LoadState::Job;
                 }
             }
@@ -1110,25 +1202,29 @@ impl Logic for Controller {
         self.c_mleft.next = self.f_m.val() - self.ci0.q.val();
         self.c_nleft.next = self.f_n.val() - self.cj0.q.val();
         self.c_kleft.next = self.f_k.val() - self.ck0.q.val();
-        self.c_rv_new.next = self.trows.val();
-        if self.c_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+        self.c_rv_new.next = self.t_rows.val();
+        if self.c_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
             self.c_rv_new.next = self.c_mleft.val().get_bits::<16>(0);
         }
-        self.c_cv_new.next = self.cols.val();
-        if self.c_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.c_cv_new.next = self.c_nleft.val().get_bits::<8>(0);
+        self.c_cv_new.next = self.t_cols.val();
+        if self.c_nleft.val() < bit_cast::<32, 16>(self.t_cols.val()) {
+            self.c_cv_new.next = self.c_nleft.val().get_bits::<16>(0);
         }
-        self.c_kc_new.next = self.kdepth.val().get_bits::<16>(0);
-        if self.c_kleft.val() < self.kdepth.val() {
+        self.c_kc_new.next = self.kchunk.val().get_bits::<16>(0);
+        if self.c_kleft.val() < self.kchunk.val() {
             self.c_kc_new.next = self.c_kleft.val().get_bits::<16>(0);
         }
         self.job_ready.next = self.l_nready.q.val() > self.c_ndone.q.val();
         self.c_swap.next = self.c_first.q.val() & (self.c_kk.q.val() == 0);
         self.go.next = (self.c_sl.q.val() != 0) | (self.ph.q.val() == 0);
         self.c_kbyte.next = self.c_kk.q.val() << self.esz.val();
-        self.step_addr.next = self.c_boff.val() | self.c_kk.q.val();
+        // Slot s reads A row s mod L₁ and the B block of column group s / L₁.
+        self.c_s2.next = self.c_sl.q.val() >> self.lg_l1.val();
+        self.step_addr.next = self.c_boff.val()
+            | (bit_cast::<16, 8>(self.c_s2.val()) << self.kc_lg.val())
+            | self.c_kk.q.val();
         self.step_addr_a.next = self.c_aoff.val()
-            | (bit_cast::<16, 8>(self.c_sl.q.val()) << self.slot_shift.val())
+            | (bit_cast::<16, 8>(self.c_sl.q.val() & self.l1_mask.val()) << self.slot_shift.val())
             | (self.c_kbyte.val() >> 4);
         self.step_lane.next = self.c_kbyte.val().get_bits::<4>(0);
 
@@ -1137,7 +1233,7 @@ impl Logic for Controller {
             ComputeState::Job => {
                 self.c_kc.d.next = self.c_kc_new.val();
                 self.c_first.d.next = self.ck0.q.val() == 0;
-                self.c_rvcv.d.next = self.c_rv_new.val() * bit_cast::<16, 8>(self.c_cv_new.val());
+                self.c_rvcv.d.next = self.c_rv_new.val() * self.c_cv_new.val();
                 if !self.resident.val() | (self.cj0.q.val() == 0) {
                     self.c_ahalf.d.next = !self.c_ahalf.q.val();
                 }
@@ -1174,15 +1270,15 @@ impl Logic for Controller {
                 self.c_bhalf.d.next = !self.c_bhalf.q.val();
                 self.cs.d.next = ComputeState::Job;
                 if bit_cast::<32, 16>(self.c_kc.q.val()) != self.c_kleft.val() {
-                    self.ck0.d.next = self.ck0.q.val() + self.kdepth.val();
+                    self.ck0.d.next = self.ck0.q.val() + self.kchunk.val();
                 } else {
                     self.ck0.d.next = 0.into();
-                    if self.c_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
-                        self.cj0.d.next = self.cj0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    if self.c_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
+                        self.cj0.d.next = self.cj0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
                     } else {
                         self.cj0.d.next = 0.into();
-                        self.ci0.d.next = self.ci0.q.val() + bit_cast::<32, 16>(self.trows.val());
-                        if self.c_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                        self.ci0.d.next = self.ci0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
+                        if self.c_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
                             self.cs.d.next = ComputeState::FlushWait;
                         }
                     }
@@ -1222,31 +1318,46 @@ impl Logic for Controller {
         // the first swap returns the chains' old contents).
         self.di_mleft.next = self.f_m.val() - self.di_i0.q.val();
         self.di_nleft.next = self.f_n.val() - self.di_j0.q.val();
-        self.di_rv.next = self.trows.val();
-        if self.di_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+        self.di_rv.next = self.t_rows.val();
+        if self.di_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
             self.di_rv.next = self.di_mleft.val().get_bits::<16>(0);
-        }
-        self.di_cv.next = self.cols.val();
-        if self.di_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.di_cv.next = self.di_nleft.val().get_bits::<8>(0);
         }
         self.do_mleft.next = self.f_m.val() - self.do_i0.q.val();
         self.do_nleft.next = self.f_n.val() - self.do_j0.q.val();
-        self.do_rv.next = self.trows.val();
-        if self.do_mleft.val() < bit_cast::<32, 16>(self.trows.val()) {
+        self.do_rv.next = self.t_rows.val();
+        if self.do_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
             self.do_rv.next = self.do_mleft.val().get_bits::<16>(0);
         }
-        self.do_cv.next = self.cols.val();
-        if self.do_nleft.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.do_cv.next = self.do_nleft.val().get_bits::<8>(0);
+        // Shift n carries slot s = n mod L of PE row R−1−n/L: tile row (n/L)·L₁ + s mod L₁,
+        // columns from d_col = (s / L₁)·C of its group. Row pointers run down the L₁ rows of
+        // each group and back to the group's first row for the next group.
+        self.d_s.next = self.d_n.q.val().get_bits::<8>(0) & self.ilv_last.val();
+        self.d_s1.next = self.d_s.val() & self.l1_mask.val();
+        self.d_r.next = ((self.d_n.q.val() >> self.lgl.val()) << self.lg_l1.val())
+            | bit_cast::<16, 8>(self.d_s1.val());
+        self.d_gend.next = self.d_s1.val() == self.l1_mask.val();
+        self.di_ncol.next = self.di_nleft.val() - bit_cast::<32, 16>(self.d_col.q.val());
+        self.do_ncol.next = self.do_nleft.val() - bit_cast::<32, 16>(self.d_col.q.val());
+        self.di_gcv.next = self.cols.val();
+        if self.di_ncol.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.di_gcv.next = self.di_ncol.val().get_bits::<8>(0);
+        }
+        self.do_gcv.next = self.cols.val();
+        if self.do_ncol.val() < bit_cast::<32, 8>(self.cols.val()) {
+            self.do_gcv.next = self.do_ncol.val().get_bits::<8>(0);
         }
         self.d_out.next = self.d_nstep.q.val() == 2;
-        self.d_need_read.next =
-            self.f_acc.val() & !self.di_end.q.val() & (self.d_n.q.val() < self.di_rv.val());
-        self.d_need_write.next = self.d_out.val() & (self.d_n.q.val() < self.do_rv.val());
+        self.d_need_read.next = self.f_acc.val()
+            & !self.di_end.q.val()
+            & (self.d_r.val() < self.di_rv.val())
+            & (bit_cast::<32, 16>(self.d_col.q.val()) < self.di_nleft.val());
+        self.d_need_write.next = self.d_out.val()
+            & (self.d_r.val() < self.do_rv.val())
+            & (bit_cast::<32, 16>(self.d_col.q.val()) < self.do_nleft.val());
         self.d_req.next = false;
-        self.wr_addr.next = self.do_ptr.q.val() + (self.do_j0.q.val() << self.osz.val());
-        self.wr_count.next = bit_cast::<16, 8>(self.do_cv.val());
+        self.wr_addr.next = self.do_ptr.q.val()
+            + ((self.do_j0.q.val() + bit_cast::<32, 16>(self.d_col.q.val())) << self.osz.val());
+        self.wr_count.next = bit_cast::<16, 8>(self.do_gcv.val());
 
         match self.dst.q.val() {
             DrainState::Idle => {}
@@ -1299,6 +1410,20 @@ impl Logic for Controller {
                     self.sh_shift.next = true;
                     self.di_ptr.d.next = self.di_ptr.q.val() + self.f_ldc.val();
                     self.do_ptr.d.next = self.do_ptr.q.val() + self.f_ldd.val();
+                    if self.d_gend.val() {
+                        if self.d_s.val() == self.ilv_last.val() {
+                            // The last group: on to the next L₁ rows.
+                            self.d_col.d.next = 0.into();
+                            self.di_gptr.d.next = self.di_ptr.q.val() + self.f_ldc.val();
+                            self.do_gptr.d.next = self.do_ptr.q.val() + self.f_ldd.val();
+                        } else {
+                            // The same rows, the next group's columns.
+                            self.d_col.d.next =
+                                self.d_col.q.val() + bit_cast::<16, 8>(self.cols.val());
+                            self.di_ptr.d.next = self.di_gptr.q.val();
+                            self.do_ptr.d.next = self.do_gptr.q.val();
+                        }
+                    }
                     self.d_n.d.next = self.d_n.q.val() + 1;
                     self.dst.d.next = DrainState::Row;
                     if self.d_n.q.val() + 1 == self.trows.val() {
@@ -1315,29 +1440,33 @@ impl Logic for Controller {
                     self.d_nstep.d.next = self.d_nstep.q.val() + 1;
                 }
                 if !self.di_end.q.val() {
-                    if self.di_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
-                        self.di_j0.d.next = self.di_j0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    if self.di_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
+                        self.di_j0.d.next =
+                            self.di_j0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
                         self.di_ptr.d.next = self.di_base.q.val();
+                        self.di_gptr.d.next = self.di_base.q.val();
                     } else {
                         self.di_j0.d.next = 0.into();
                         self.di_i0.d.next =
-                            self.di_i0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                            self.di_i0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
                         self.di_base.d.next = self.di_ptr.q.val();
-                        if self.di_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                        if self.di_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
                             self.di_end.d.next = true;
                         }
                     }
                 }
                 if self.d_out.val() {
-                    if self.do_nleft.val() > bit_cast::<32, 8>(self.cols.val()) {
-                        self.do_j0.d.next = self.do_j0.q.val() + bit_cast::<32, 8>(self.cols.val());
+                    if self.do_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
+                        self.do_j0.d.next =
+                            self.do_j0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
                         self.do_ptr.d.next = self.do_base.q.val();
+                        self.do_gptr.d.next = self.do_base.q.val();
                     } else {
                         self.do_j0.d.next = 0.into();
                         self.do_i0.d.next =
-                            self.do_i0.q.val() + bit_cast::<32, 16>(self.trows.val());
+                            self.do_i0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
                         self.do_base.d.next = self.do_ptr.q.val();
-                        if self.do_mleft.val() <= bit_cast::<32, 16>(self.trows.val()) {
+                        if self.do_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
                             // The last tile is out: the GEMM's results are all written.
                             self.d_ready.d.next = false;
                             self.dst.d.next = DrainState::Idle;
@@ -1345,6 +1474,7 @@ impl Logic for Controller {
                     }
                 } else {
                     self.do_ptr.d.next = self.do_base.q.val();
+                    self.do_gptr.d.next = self.do_base.q.val();
                 }
             }
             DrainState::WaitSwap => {
@@ -1369,8 +1499,9 @@ impl Logic for Controller {
         self.rd_stride.next = self.l_rstride.val();
         self.rd_beat_ready.next = self.l_beat_ready.val();
         if self.d_req.val() {
-            self.rd_addr.next = self.di_ptr.q.val() + (self.di_j0.q.val() << 2);
-            self.rd_count.next = bit_cast::<16, 8>(self.di_cv.val());
+            self.rd_addr.next = self.di_ptr.q.val()
+                + ((self.di_j0.q.val() + bit_cast::<32, 16>(self.d_col.q.val())) << 2);
+            self.rd_count.next = bit_cast::<16, 8>(self.di_gcv.val());
             self.rd_esz.next = 2.into();
             self.rd_raw.next = false;
         }
@@ -1393,6 +1524,7 @@ impl Logic for Controller {
             }
             State::Check => {
                 self.code.d.next = self.chk.val();
+                self.g_lg.d.next = self.g_new.val();
                 self.vop.d.next = 0.into();
                 self.state.d.next = State::VSetup;
                 if self.chk.val() != 0 {
@@ -1463,11 +1595,14 @@ impl Logic for Controller {
                 self.di_j0.d.next = 0.into();
                 self.di_base.d.next = self.f_c.val();
                 self.di_ptr.d.next = self.f_c.val();
+                self.di_gptr.d.next = self.f_c.val();
                 self.di_end.d.next = false;
                 self.do_i0.d.next = 0.into();
                 self.do_j0.d.next = 0.into();
                 self.do_base.d.next = self.f_d.val();
                 self.do_ptr.d.next = self.f_d.val();
+                self.do_gptr.d.next = self.f_d.val();
+                self.d_col.d.next = 0.into();
                 self.state.d.next = State::Run;
             }
             State::Run => {

@@ -606,6 +606,61 @@ mod tests {
         }
     }
 
+    /// GEMMs with fewer rows than `R·L` share each PE's slots between rows and 2^g column
+    /// groups: every g the interleave allows, N ending inside and before the last group, K
+    /// resident and in chunks of `kdepth/2^g`, with and without C, every output.
+    #[test]
+    fn short_gemms_spread_slots_over_column_groups() {
+        // L = 8 has every g of L = 4 and more; POCFORGE_FULL=1 runs L = 4 as well.
+        let interleaves: &[usize] = if std::env::var_os("POCFORGE_FULL").is_some() {
+            &[4, 8]
+        } else {
+            &[8]
+        };
+        for &l in interleaves {
+            let cfg = HdlConfig {
+                interleave: l,
+                ..config()
+            };
+            println!("interleave {l}");
+            let mut h = Harness::new(&cfg);
+            let tile_rows = cfg.rows * l;
+            let mut seed = 200;
+            let mut macs = 0;
+            for g in 1..=l.trailing_zeros() as usize {
+                let m = tile_rows >> g;
+                let groups = cfg.cols << g;
+                // Rows: all of the row tile, and fewer (but still needing this g).
+                for (m, n, k) in [
+                    (m, groups + cfg.cols + 1, 3),
+                    (m / 2 + 1, groups - cfg.cols + 1, (16 >> g) + 5),
+                    (m, 2 * groups, 16 >> g),
+                ] {
+                    let mut s = GemmSpec::new(Precision::Bf16, m, n, k);
+                    s.accumulate = seed % 2 == 0;
+                    s.output =
+                        [OutputFormat::F32, OutputFormat::Bf16, OutputFormat::Fp16][seed % 3];
+                    gemm_case(&mut h, s, seed as u64);
+                    let mut s = GemmSpec::new(Precision::Int8, m, n, k + 1);
+                    s.accumulate = seed % 2 == 1;
+                    if seed % 3 == 0 {
+                        s.output = OutputFormat::I8(Requant {
+                            multiplier: 5 << 17,
+                            shift: 22,
+                            zero_point: 1,
+                        });
+                    }
+                    gemm_case(&mut h, s, seed as u64 + 1);
+                    macs += m * n * (2 * k + 1);
+                    seed += 2;
+                }
+            }
+            let got = u64::from(h.read(regmap::PERF_MACS_LO))
+                | u64::from(h.read(regmap::PERF_MACS_HI)) << 32;
+            assert_eq!(got, macs as u64, "useful MACs counted per tile");
+        }
+    }
+
     #[test]
     fn malformed_descriptors_raise_errors_and_never_hang() {
         let mut h = Harness::new(&config());
