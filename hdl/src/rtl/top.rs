@@ -223,8 +223,9 @@ impl<const AW: usize> Logic for Accelerator<AW> {
         self.wr.addr.next = self.ctrl.wr_addr.val();
         self.wr.count.next = self.ctrl.wr_count.val();
         self.wr.esz.next = self.ctrl.wr_esz.val();
+        self.wr.clear_error.next = self.ctrl.wr_start.val();
         self.wr.in_valid.next = true;
-        self.wr.in_data.next = self.conv.out.val();
+        self.wr.in_data.next = bit_cast::<128, 32>(self.conv.out.val());
         self.ctrl.wr_busy.next = self.wr.busy.val();
         self.ctrl.wr_error.next = self.wr.error.val();
         self.ctrl.wr_index.next = self.wr.in_index.val();

@@ -1,6 +1,10 @@
 // A minimal Verilator harness for hdl/tests/verilator_sim.rs: an AXI4 memory of the size of
-// mem.bin (a power of two; one burst at a time, in order, OKAY responses) and a CSR driver that
-// runs a script:
+// mem.bin (a power of two, OKAY responses) and a CSR driver that runs a script. Reads: one burst
+// at a time, in order. Writes: the address (AW) and data (W) channels are accepted independently
+// into queues of WQ_DEPTH entries each (`awready`/`wready` are high while their queue has room),
+// so a write engine may send data before, with or after its address and keep several writes
+// outstanding; a write is performed once both its address and its data are queued, and its
+// response comes on B one cycle later, responses in order. The script:
 //   w OFFSET VALUE   write a register
 //   r OFFSET         read a register and print "r OFFSET VALUE"
 //   wait N           clock until COMPLETED >= N (exit 2 after $VTOP_MAX_CYCLES cycles, default
@@ -12,16 +16,24 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
 static Vtop* t;
 static std::vector<uint8_t> mem;
 static uint32_t mask = 0;
-static bool rburst = false, waddr_ok = false, wdata_ok = false, wresp = false;
-static uint32_t raddr = 0, rbeats = 0, waddr = 0;
-static uint8_t wbytes[16];
-static uint16_t wstrb = 0;
+static bool rburst = false;
+static uint32_t raddr = 0, rbeats = 0;
+// Write side: queued addresses, queued data beats, and writes performed but not yet answered.
+static const size_t WQ_DEPTH = 8;
+struct WriteBeat {
+    uint8_t bytes[16];
+    uint16_t strb;
+};
+static std::deque<uint32_t> waddrs;
+static std::deque<WriteBeat> wbeats;
+static size_t wresps = 0;
 static uint64_t cycles = 0;
 
 static void cycle() {
@@ -34,20 +46,20 @@ static void cycle() {
         for (int b = 0; b < 4 && rburst; b++) w |= uint32_t(mem[(raddr + 4 * i + b) & mask]) << (8 * b);
         t->axi__024rdata[i] = w;
     }
-    bool awready = !waddr_ok && !wresp, wready = !wdata_ok && !wresp;
+    bool awready = waddrs.size() < WQ_DEPTH, wready = wbeats.size() < WQ_DEPTH;
     t->axi__024awready = awready;
     t->axi__024wready = wready;
-    t->axi__024bvalid = wresp;
+    t->axi__024bvalid = wresps != 0;
     t->axi__024bresp = 0;
     t->clock = 0;
     t->eval();
     bool arvalid = t->axi__024arvalid, rready = t->axi__024rready, awvalid = t->axi__024awvalid;
     bool wvalid = t->axi__024wvalid, bready = t->axi__024bready;
     uint32_t araddr = t->axi__024araddr, arlen = t->axi__024arlen, awaddr = t->axi__024awaddr;
-    uint16_t strb = t->axi__024wstrb;
-    uint8_t data[16];
+    WriteBeat beat;
+    beat.strb = t->axi__024wstrb;
     for (int i = 0; i < 4; i++)
-        for (int b = 0; b < 4; b++) data[4 * i + b] = (t->axi__024wdata[i] >> (8 * b)) & 0xFF;
+        for (int b = 0; b < 4; b++) beat.bytes[4 * i + b] = (t->axi__024wdata[i] >> (8 * b)) & 0xFF;
     t->clock = 1;
     t->eval();
     cycles++;
@@ -58,15 +70,19 @@ static void cycle() {
     } else if (arvalid) {
         rburst = true; raddr = araddr; rbeats = arlen + 1;
     }
-    if (wresp) {
-        if (bready) { wresp = false; waddr_ok = false; }
-        return;
-    }
-    if (awvalid && awready) { waddr_ok = true; waddr = awaddr; }
-    if (wvalid && wready) { wdata_ok = true; memcpy(wbytes, data, 16); wstrb = strb; }
-    if (waddr_ok && wdata_ok) {
-        for (int i = 0; i < 16; i++) if (wstrb >> i & 1) mem[(waddr + i) & mask] = wbytes[i];
-        wdata_ok = false; wresp = true;
+    // The response offered this cycle (the oldest) is taken; then this edge's handshakes; then
+    // at most one write whose address and data are both queued is performed (answered from the
+    // next cycle on).
+    if (wresps != 0 && bready) wresps--;
+    if (awvalid && awready) waddrs.push_back(awaddr);
+    if (wvalid && wready) wbeats.push_back(beat);
+    if (!waddrs.empty() && !wbeats.empty()) {
+        uint32_t waddr = waddrs.front();
+        const WriteBeat& w = wbeats.front();
+        for (int i = 0; i < 16; i++) if (w.strb >> i & 1) mem[(waddr + i) & mask] = w.bytes[i];
+        waddrs.pop_front();
+        wbeats.pop_front();
+        wresps++;
     }
 }
 
