@@ -7,7 +7,7 @@
 //! A bank 0 ─► PE(0,0) ─► PE(0,1) ─► … PE(0,C−1)        (A read at step_addr_a: slot, k)
 //! A bank 1 ─+1─► PE(1,0) ─► …                           (row i delayed i cycles, with ctl)
 //!   …            │ b and the init/drain chain (sh) run down the columns
-//! A bank R−1 ─► PE(R−1,0) … PE(R−1,C−1) ─► out_data (mux over the bottom row's chain ends)
+//! A bank R−1 ─► PE(R−1,0) … PE(R−1,C−1) ─► out_data (4 of the bottom row's chain ends)
 //! ```
 //!
 //! Each PE interleaves L accumulations ([`super::pe`]): a tile is `R·L` rows by `C` columns,
@@ -49,6 +49,9 @@ pub struct ArrayCore<const AW: usize> {
     pub reset: Signal<In, Bit>,
     /// Precision code of the running GEMM.
     pub prec: Signal<In, Bits<2>>,
+    /// Precision code of the B rows being written (the loader may be a GEMM ahead of the
+    /// steps, and int8 and 16-bit rows are laid out differently in the banks).
+    pub wprec: Signal<In, Bits<2>>,
     /// Write one 16-byte word of A (into bank `a_wsel` at word `a_waddr`).
     pub a_we: Signal<In, Bit>,
     /// A bank (PE row) to write.
@@ -88,10 +91,11 @@ pub struct ArrayCore<const AW: usize> {
     /// Shift the chains down by one entry: the staging row enters at the top, the bottom
     /// entries leave.
     pub sh_shift: Signal<In, Bit>,
-    /// Bottom-row column whose chain end appears on `out_data`.
+    /// First of the four bottom-row columns whose chain ends appear on `out_data`.
     pub out_sel: Signal<In, Bits<8>>,
-    /// Chain end of PE(R−1, out_sel).
-    pub out_data: Signal<Out, Bits<32>>,
+    /// Chain ends of PE(R−1, out_sel + q) in bits `32q..32q+31` for q = 0..3 (zero past the
+    /// last column): the drain converts and writes four results per cycle.
+    pub out_data: Signal<Out, Bits<128>>,
     /// The last PE (R−1, C−1) swapped a marked step one cycle ago: the round reached every PE.
     pub done: Signal<Out, Bit>,
     pes: Vec<Pe>,
@@ -131,6 +135,7 @@ impl<const AW: usize> ArrayCore<AW> {
             clock: Default::default(),
             reset: Default::default(),
             prec: Default::default(),
+            wprec: Default::default(),
             a_we: Default::default(),
             a_wsel: Default::default(),
             a_waddr: Default::default(),
@@ -303,7 +308,7 @@ impl<const AW: usize> Logic for ArrayCore<AW> {
         self.lane_q.clock.next = clock;
         self.lane_q.d.next = self.step_lane.val();
         // mirror: B buffers (bank j takes its element of B row word b_wword).
-        let int8_load = self.prec.val() == 0;
+        let int8_load = self.wprec.val() == 0;
         for (j, bank) in self.b_banks.iter_mut().enumerate() {
             bank.read_clock.next = clock;
             bank.write_clock.next = clock;
@@ -369,11 +374,15 @@ impl<const AW: usize> Logic for ArrayCore<AW> {
             };
         }
         self.apply_wires();
-        // mirror: drain multiplexer and tile-captured flag.
-        let mut out = Bits::<32>::from(0u64);
+        // mirror: drain multiplexer (four lanes) and tile-captured flag.
+        let mut out = Bits::<128>::from(0u64);
         for j in 0..c {
-            if self.out_sel.val().index() == j {
-                out = self.pes[self.pe(r - 1, j)].sh_out.val();
+            for q in 0..4.min(j + 1) {
+                if self.out_sel.val().index() == j - q {
+                    out = out
+                        | (bit_cast::<128, 32>(self.pes[self.pe(r - 1, j)].sh_out.val())
+                            << ((32 * q) as u64));
+                }
             }
         }
         self.out_data.next = out;
@@ -468,14 +477,14 @@ impl<const AW: usize> Logic for ArrayCore<AW> {
             put(
                 &format!("b_banks${j}$write_data"),
                 &format!(
-                    "(prec == 2'd0) ? {{8'h00, b_wdata[{}:{l8}]}} : b_wdata[{}:{l16}]",
+                    "(wprec == 2'd0) ? {{8'h00, b_wdata[{}:{l8}]}} : b_wdata[{}:{l16}]",
                     l8 + 7,
                     l16 + 15
                 ),
             );
             put(
                 &format!("b_banks${j}$write_enable"),
-                &format!("b_we & ((prec == 2'd0) ? (b_wword == 8'd{w8}) : (b_wword == 8'd{w16}))"),
+                &format!("b_we & ((wprec == 2'd0) ? (b_wword == 8'd{w8}) : (b_wword == 8'd{w16}))"),
             );
         }
         put("step_vfl$clock", "clock");
@@ -523,13 +532,18 @@ impl<const AW: usize> Logic for ArrayCore<AW> {
         for (dst, src) in self.wires() {
             put(&dst, &src);
         }
-        put("out_data", "32'h0");
+        put("out_data", "128'h0");
         for j in 0..c {
-            let _ = writeln!(
-                s,
-                "    if (out_sel == 8'd{j}) out_data = pes${}$sh_out;",
-                self.pe(r - 1, j)
-            );
+            for q in 0..4.min(j + 1) {
+                let _ = writeln!(
+                    s,
+                    "    if (out_sel == 8'd{}) out_data[{}:{}] = pes${}$sh_out;",
+                    j - q,
+                    32 * q + 31,
+                    32 * q,
+                    self.pe(r - 1, j)
+                );
+            }
         }
         let _ = writeln!(s, "    done = pes${}$captured;", self.pe(r - 1, c - 1));
         s.push_str("end\n");
@@ -618,6 +632,7 @@ mod tests {
                 .collect()
         };
         core.prec.next = prec.into();
+        core.wprec.next = prec.into();
         for t in 0..tr {
             let (bank, slot) = (r - 1 - t / l, t % l);
             for (w, word) in words(&elem_bytes(&a[t * k..][..k])).into_iter().enumerate() {
@@ -681,10 +696,17 @@ mod tests {
         assert!(done, "the flush round never reached the last PE");
         let mut out = vec![0; tr * c];
         for t in 0..tr {
-            for j in 0..c {
+            for j in (0..c).step_by(4) {
                 core.out_sel.next = (j as u64).into();
                 settle(core);
-                out[t * c + j] = core.out_data.val().to_u64() as u32;
+                let group = core.out_data.val().to_u128();
+                for q in 0..4 {
+                    let lane = (group >> (32 * q)) as u32;
+                    match out.get_mut(t * c + j + q).filter(|_| j + q < c) {
+                        Some(v) => *v = lane,
+                        None => assert_eq!(lane, 0, "lane {q} past the last column"),
+                    }
+                }
             }
             core.sh_shift.next = true;
             tick(core, clk);

@@ -1,6 +1,7 @@
-//! The controller: takes descriptors from the command queue, validates them, tiles the GEMM
-//! onto the array and runs three processes side by side so that the array computes while the
-//! operands of the next job arrive and the results of the previous tile leave:
+//! The controller: takes descriptors from the command queue, validates them into a FIFO of
+//! four, tiles each GEMM onto the array and runs three processes side by side so that the
+//! array computes while the operands of the next job arrive and the results of the previous
+//! tile leave, across GEMMs as well as within one:
 //!
 //! - the **loader** reads operand rows a beat at a time into the free halves of the
 //!   double-buffered A and B buffers ([`super::array`]), job by job (a job is one tile's chunk
@@ -27,18 +28,29 @@
 //! result in its place. That round is *marked*; when it has reached the last PE (`core_done`)
 //! the drain shifts the chains `R·L` times, writing the previous tile's rows to D and bringing
 //! in the next tile's start values (zeros, or its rows of C), and then allows the next marked
-//! round (`d_ready`). A flush round without products after the last job swaps the last results
-//! in; the drain writes them and the descriptor retires. A first drain pass before any round
-//! brings in tile 0's start values. With one marked round in flight at a time, `core_done`
-//! always answers the round the drain waits for.
+//! round (`d_ready`). With one marked round in flight at a time, `core_done` always answers the
+//! round the drain waits for.
+//!
+//! **Streams of GEMMs.** Each process reads the FIFO entry it works on (loader `lp`, compute
+//! `cp`, drain start values `ip`, drain results `dop`). The loader goes on to the next GEMM as
+//! soon as it has loaded the last job of one. When the drain has brought in a GEMM's last
+//! tile and another GEMM is validated, its "in" side goes on to that GEMM's first tile
+//! (*chaining*): the compute then runs it right after the last job, its first round swapping
+//! the previous GEMM's last results out, and the drain's "out" side follows one GEMM behind.
+//! A GEMM retires (COMPLETED, IRQ) when its last tile is written and every write answered.
+//! Only when nothing follows does the compute end with a flush round (first steps without
+//! products) that swaps the last results out; the drain writes them, and the next GEMM starts
+//! afresh with a drain pass that brings in its first tile's start values.
 //!
 //! Rounds start only when the free-running phase counter `ph` (cycle mod L) is 0, so every
 //! pause between rounds is a whole number of rounds and each accumulation keeps its slot.
 //!
 //! Rows and columns outside the matrix are computed on stale buffer contents and never
 //! written. Descriptor errors (docs/registers.md, "Error codes") are found before any memory
-//! access; DMA response errors abort the descriptor after the transfers in flight. Either way
-//! the descriptor retires with IRQ_STATUS.ERROR and the controller returns to idle.
+//! access, and the descriptor retires with IRQ_STATUS.ERROR in order, after the ones before
+//! it. A DMA response error stops every process; after the transfers in flight, every
+//! descriptor taken into the FIFO and not yet retired retires with the error (each counts in
+//! COMPLETED and ERRORS), and the controller starts afresh with the next one in the queue.
 
 use rust_hdl::prelude::*;
 
@@ -90,10 +102,8 @@ enum State {
     VSetup,
     VMul,
     VEnd,
-    Setup,
-    Run,
-    Abort,
-    Finish,
+    Push,
+    FailWait,
     Fail,
 }
 
@@ -135,6 +145,7 @@ enum DrainState {
     WriteWait,
     Next,
     WaitSwap,
+    Adv,
 }
 
 /// The controller.
@@ -174,8 +185,10 @@ pub struct Controller {
     pub lgl: Constant<Bits<3>>,
     /// Tile rows: R · L.
     pub trows: Constant<Bits<16>>,
-    /// Precision code for the array.
+    /// Precision code of the array's steps (the compute's descriptor).
     pub prec: Signal<Out, Bits<2>>,
+    /// Precision code of the B buffer writes (the loader's descriptor, which may be a later one).
+    pub wprec: Signal<Out, Bits<2>>,
     /// A buffer word write.
     pub a_we: Signal<Out, Bit>,
     /// A bank.
@@ -254,11 +267,17 @@ pub struct Controller {
     pub wr_count: Signal<Out, Bits<16>>,
     /// DMA write log2 element size.
     pub wr_esz: Signal<Out, Bits<2>>,
-    /// DMA write busy.
+    /// DMA write: the current row's elements are still being taken.
     pub wr_busy: Signal<In, Bit>,
-    /// DMA write error.
+    /// DMA write can take the next row's start.
+    pub wr_can_start: Signal<In, Bit>,
+    /// DMA write: nothing queued or unanswered.
+    pub wr_idle: Signal<In, Bit>,
+    /// DMA write: some write since `wr_clear_error` was answered with an error (sticky).
     pub wr_error: Signal<In, Bit>,
-    /// Index of the element the DMA write wants next.
+    /// Clear the DMA write's sticky error (at each descriptor's start).
+    pub wr_clear_error: Signal<Out, Bit>,
+    /// Index of the first of the four elements the DMA write wants next.
     pub wr_index: Signal<In, Bits<16>>,
     /// Output conversion code.
     pub oc_code: Signal<Out, Bits<4>>,
@@ -308,7 +327,6 @@ pub struct Controller {
     c_read: DFF<Bits<32>>,
     c_write: DFF<Bits<32>>,
     c_other: DFF<Bits<32>>,
-    g_lg: DFF<Bits<3>>,
     ls: DFF<LoadState>,
     li0: DFF<Bits<32>>,
     lj0: DFF<Bits<32>>,
@@ -358,7 +376,95 @@ pub struct Controller {
     do_ptr: DFF<Bits<32>>,
     di_gptr: DFF<Bits<32>>,
     do_gptr: DFF<Bits<32>>,
-    d_col: DFF<Bits<16>>,
+    e0: DFF<Bits<576>>,
+    e1: DFF<Bits<576>>,
+    e2: DFF<Bits<576>>,
+    e3: DFF<Bits<576>>,
+    eg0: DFF<Bits<3>>,
+    eg1: DFF<Bits<3>>,
+    eg2: DFF<Bits<3>>,
+    eg3: DFF<Bits<3>>,
+    wp: DFF<Bits<3>>,
+    rp: DFF<Bits<3>>,
+    lp: DFF<Bits<3>>,
+    cp: DFF<Bits<3>>,
+    ip: DFF<Bits<3>>,
+    dop: DFF<Bits<3>>,
+    ret_pend: DFF<Bit>,
+    d_chained: DFF<Bits<2>>,
+    d_newin: DFF<Bit>,
+    d_newout: DFF<Bit>,
+    di_col: DFF<Bits<16>>,
+    do_col: DFF<Bits<16>>,
+    l_dsc: Signal<Local, Bits<576>>,
+    l_g: Signal<Local, Bits<3>>,
+    l_trows: Signal<Local, Bits<16>>,
+    l_tcols: Signal<Local, Bits<16>>,
+    l_lgl1: Signal<Local, Bits<3>>,
+    l_l1mask: Signal<Local, Bits<8>>,
+    lf_m: Signal<Local, Bits<32>>,
+    lf_n: Signal<Local, Bits<32>>,
+    c_dsc: Signal<Local, Bits<576>>,
+    c_g: Signal<Local, Bits<3>>,
+    c_trows: Signal<Local, Bits<16>>,
+    c_tcols: Signal<Local, Bits<16>>,
+    c_lgl1: Signal<Local, Bits<3>>,
+    c_l1mask: Signal<Local, Bits<8>>,
+    cf_m: Signal<Local, Bits<32>>,
+    cf_n: Signal<Local, Bits<32>>,
+    i_dsc: Signal<Local, Bits<576>>,
+    i_g: Signal<Local, Bits<3>>,
+    i_trows: Signal<Local, Bits<16>>,
+    i_tcols: Signal<Local, Bits<16>>,
+    i_lgl1: Signal<Local, Bits<3>>,
+    i_l1mask: Signal<Local, Bits<8>>,
+    if_m: Signal<Local, Bits<32>>,
+    if_n: Signal<Local, Bits<32>>,
+    o_dsc: Signal<Local, Bits<576>>,
+    o_g: Signal<Local, Bits<3>>,
+    o_trows: Signal<Local, Bits<16>>,
+    o_tcols: Signal<Local, Bits<16>>,
+    o_lgl1: Signal<Local, Bits<3>>,
+    o_l1mask: Signal<Local, Bits<8>>,
+    of_m: Signal<Local, Bits<32>>,
+    of_n: Signal<Local, Bits<32>>,
+    lf_k: Signal<Local, Bits<32>>,
+    l_kchunk: Signal<Local, Bits<32>>,
+    l_kclg: Signal<Local, Bits<5>>,
+    l_resident: Signal<Local, Bit>,
+    l_esz: Signal<Local, Bits<2>>,
+    l_prec: Signal<Local, Bits<2>>,
+    cf_k: Signal<Local, Bits<32>>,
+    c_kchunk: Signal<Local, Bits<32>>,
+    c_kclg: Signal<Local, Bits<5>>,
+    c_resident: Signal<Local, Bit>,
+    c_esz: Signal<Local, Bits<2>>,
+    c_prec: Signal<Local, Bits<2>>,
+    lf_a: Signal<Local, Bits<32>>,
+    lf_b: Signal<Local, Bits<32>>,
+    lf_lda: Signal<Local, Bits<32>>,
+    lf_ldb: Signal<Local, Bits<32>>,
+    if_c: Signal<Local, Bits<32>>,
+    if_ldc: Signal<Local, Bits<32>>,
+    if_acc: Signal<Local, Bit>,
+    of_d: Signal<Local, Bits<32>>,
+    of_ldd: Signal<Local, Bits<32>>,
+    o_osz: Signal<Local, Bits<2>>,
+    o_out: Signal<Local, Bits<4>>,
+    di_s1: Signal<Local, Bits<8>>,
+    do_s1: Signal<Local, Bits<8>>,
+    di_r: Signal<Local, Bits<16>>,
+    do_r: Signal<Local, Bits<16>>,
+    di_gend: Signal<Local, Bit>,
+    do_gend: Signal<Local, Bit>,
+    nfifo: Signal<Local, Bits<3>>,
+    room: Signal<Local, Bit>,
+    l_has: Signal<Local, Bit>,
+    c_has: Signal<Local, Bit>,
+    i_has: Signal<Local, Bit>,
+    abort_done: Signal<Local, Bit>,
+    busy_any: Signal<Local, Bit>,
+    n_abort: Signal<Local, Bits<32>>,
     f_a: Signal<Local, Bits<32>>,
     f_b: Signal<Local, Bits<32>>,
     f_c: Signal<Local, Bits<32>>,
@@ -393,20 +499,10 @@ pub struct Controller {
     op_base: Signal<Local, Bits<64>>,
     op_rowbytes: Signal<Local, Bits<64>>,
     op_end: Signal<Local, Bits<64>>,
-    resident: Signal<Local, Bit>,
     g_new: Signal<Local, Bits<3>>,
-    t_rows: Signal<Local, Bits<16>>,
-    t_cols: Signal<Local, Bits<16>>,
-    kchunk: Signal<Local, Bits<32>>,
-    kc_lg: Signal<Local, Bits<5>>,
-    lg_l1: Signal<Local, Bits<3>>,
-    l1_mask: Signal<Local, Bits<8>>,
     l_bnleft: Signal<Local, Bits<32>>,
     c_s2: Signal<Local, Bits<8>>,
     d_s: Signal<Local, Bits<8>>,
-    d_s1: Signal<Local, Bits<8>>,
-    d_r: Signal<Local, Bits<16>>,
-    d_gend: Signal<Local, Bit>,
     di_ncol: Signal<Local, Bits<32>>,
     do_ncol: Signal<Local, Bits<32>>,
     di_gcv: Signal<Local, Bits<8>>,
@@ -460,6 +556,10 @@ pub struct Controller {
     do_nleft: Signal<Local, Bits<32>>,
     do_rv: Signal<Local, Bits<16>>,
     d_out: Signal<Local, Bit>,
+    d_hold: Signal<Local, Bit>,
+    chain_inc: Signal<Local, Bit>,
+    chain_dec: Signal<Local, Bit>,
+    dcode: DFF<Bits<8>>,
     d_need_read: Signal<Local, Bit>,
     d_need_write: Signal<Local, Bit>,
     d_req: Signal<Local, Bit>,
@@ -498,6 +598,7 @@ impl Controller {
             lgl: Constant::new((lgl as u64).into()),
             trows: Constant::new(((rows * interleave) as u64).into()),
             prec: Default::default(),
+            wprec: Default::default(),
             a_we: Default::default(),
             a_wsel: Default::default(),
             a_waddr: Default::default(),
@@ -538,7 +639,10 @@ impl Controller {
             wr_count: Default::default(),
             wr_esz: Default::default(),
             wr_busy: Default::default(),
+            wr_can_start: Default::default(),
+            wr_idle: Default::default(),
             wr_error: Default::default(),
+            wr_clear_error: Default::default(),
             wr_index: Default::default(),
             oc_code: Default::default(),
             oc_float: Default::default(),
@@ -573,7 +677,6 @@ impl Controller {
             c_read: Default::default(),
             c_write: Default::default(),
             c_other: Default::default(),
-            g_lg: Default::default(),
             ls: Default::default(),
             li0: Default::default(),
             lj0: Default::default(),
@@ -623,7 +726,95 @@ impl Controller {
             do_ptr: Default::default(),
             di_gptr: Default::default(),
             do_gptr: Default::default(),
-            d_col: Default::default(),
+            e0: Default::default(),
+            e1: Default::default(),
+            e2: Default::default(),
+            e3: Default::default(),
+            eg0: Default::default(),
+            eg1: Default::default(),
+            eg2: Default::default(),
+            eg3: Default::default(),
+            wp: Default::default(),
+            rp: Default::default(),
+            lp: Default::default(),
+            cp: Default::default(),
+            ip: Default::default(),
+            dop: Default::default(),
+            ret_pend: Default::default(),
+            d_chained: Default::default(),
+            d_newin: Default::default(),
+            d_newout: Default::default(),
+            di_col: Default::default(),
+            do_col: Default::default(),
+            l_dsc: Default::default(),
+            l_g: Default::default(),
+            l_trows: Default::default(),
+            l_tcols: Default::default(),
+            l_lgl1: Default::default(),
+            l_l1mask: Default::default(),
+            lf_m: Default::default(),
+            lf_n: Default::default(),
+            c_dsc: Default::default(),
+            c_g: Default::default(),
+            c_trows: Default::default(),
+            c_tcols: Default::default(),
+            c_lgl1: Default::default(),
+            c_l1mask: Default::default(),
+            cf_m: Default::default(),
+            cf_n: Default::default(),
+            i_dsc: Default::default(),
+            i_g: Default::default(),
+            i_trows: Default::default(),
+            i_tcols: Default::default(),
+            i_lgl1: Default::default(),
+            i_l1mask: Default::default(),
+            if_m: Default::default(),
+            if_n: Default::default(),
+            o_dsc: Default::default(),
+            o_g: Default::default(),
+            o_trows: Default::default(),
+            o_tcols: Default::default(),
+            o_lgl1: Default::default(),
+            o_l1mask: Default::default(),
+            of_m: Default::default(),
+            of_n: Default::default(),
+            lf_k: Default::default(),
+            l_kchunk: Default::default(),
+            l_kclg: Default::default(),
+            l_resident: Default::default(),
+            l_esz: Default::default(),
+            l_prec: Default::default(),
+            cf_k: Default::default(),
+            c_kchunk: Default::default(),
+            c_kclg: Default::default(),
+            c_resident: Default::default(),
+            c_esz: Default::default(),
+            c_prec: Default::default(),
+            lf_a: Default::default(),
+            lf_b: Default::default(),
+            lf_lda: Default::default(),
+            lf_ldb: Default::default(),
+            if_c: Default::default(),
+            if_ldc: Default::default(),
+            if_acc: Default::default(),
+            of_d: Default::default(),
+            of_ldd: Default::default(),
+            o_osz: Default::default(),
+            o_out: Default::default(),
+            di_s1: Default::default(),
+            do_s1: Default::default(),
+            di_r: Default::default(),
+            do_r: Default::default(),
+            di_gend: Default::default(),
+            do_gend: Default::default(),
+            nfifo: Default::default(),
+            room: Default::default(),
+            l_has: Default::default(),
+            c_has: Default::default(),
+            i_has: Default::default(),
+            abort_done: Default::default(),
+            busy_any: Default::default(),
+            n_abort: Default::default(),
             f_a: Default::default(),
             f_b: Default::default(),
             f_c: Default::default(),
@@ -658,20 +849,10 @@ impl Controller {
             op_base: Default::default(),
             op_rowbytes: Default::default(),
             op_end: Default::default(),
-            resident: Default::default(),
             g_new: Default::default(),
-            t_rows: Default::default(),
-            t_cols: Default::default(),
-            kchunk: Default::default(),
-            kc_lg: Default::default(),
-            lg_l1: Default::default(),
-            l1_mask: Default::default(),
             l_bnleft: Default::default(),
             c_s2: Default::default(),
             d_s: Default::default(),
-            d_s1: Default::default(),
-            d_r: Default::default(),
-            d_gend: Default::default(),
             di_ncol: Default::default(),
             do_ncol: Default::default(),
             di_gcv: Default::default(),
@@ -725,6 +906,10 @@ impl Controller {
             do_nleft: Default::default(),
             do_rv: Default::default(),
             d_out: Default::default(),
+            d_hold: Default::default(),
+            chain_inc: Default::default(),
+            chain_dec: Default::default(),
+            dcode: Default::default(),
             d_need_read: Default::default(),
             d_need_write: Default::default(),
             d_req: Default::default(),
@@ -760,7 +945,6 @@ impl Logic for Controller {
             c_read,
             c_write,
             c_other,
-            g_lg,
             ls,
             li0,
             lj0,
@@ -810,7 +994,27 @@ impl Logic for Controller {
             do_ptr,
             di_gptr,
             do_gptr,
-            d_col
+            di_col,
+            do_col,
+            dcode,
+            e0,
+            e1,
+            e2,
+            e3,
+            eg0,
+            eg1,
+            eg2,
+            eg3,
+            wp,
+            rp,
+            lp,
+            cp,
+            ip,
+            dop,
+            ret_pend,
+            d_chained,
+            d_newin,
+            d_newout
         );
         // Descriptor fields (offsets: desc_bits, checked against regmap::DESCRIPTOR by a test).
         self.f_a.next = self.dsc.q.val().get_bits::<32>(0);
@@ -834,12 +1038,6 @@ impl Logic for Controller {
         self.f_acc.next = self.dsc.q.val().get_bit(488);
         // DESC_RQ_SHIFT: SHIFT [7:0], ZERO_POINT [15:8].
         self.f_shift.next = self.dsc.q.val().get_bits::<8>(544);
-        self.rq_mult.next = self.dsc.q.val().get_bits::<32>(512);
-        self.rq_shift.next = self.dsc.q.val().get_bits::<6>(544);
-        self.rq_zp.next = self.dsc.q.val().get_bits::<8>(552);
-        self.oc_code.next = self.f_out.val();
-        self.oc_float.next = self.f_prec.val() != 0;
-        self.prec.next = self.f_prec.val().get_bits::<2>(0);
 
         // Element sizes (log2): operands 1 or 2 bytes; outputs 4 (raw), 2 (bf16/fp16), 1 (i8).
         self.esz.next = 1.into();
@@ -944,13 +1142,142 @@ impl Logic for Controller {
         if (self.lgl.val() >= 3) & (self.f_m.val() <= bit_cast::<32, 16>(self.trows.val() >> 3)) {
             self.g_new.next = 3.into();
         }
-        self.t_rows.next = self.trows.val() >> self.g_lg.q.val();
-        self.t_cols.next = bit_cast::<16, 8>(self.cols.val()) << self.g_lg.q.val();
-        self.kchunk.next = self.kdepth.val() >> self.g_lg.q.val();
-        self.kc_lg.next = self.kaw.val() - bit_cast::<5, 3>(self.g_lg.q.val());
-        self.lg_l1.next = self.lgl.val() - self.g_lg.q.val();
-        self.l1_mask.next = self.ilv_last.val() >> self.g_lg.q.val();
-        self.resident.next = self.f_k.val() <= self.kchunk.val();
+
+        // ------------------------------------------------------------------------------------
+        // The descriptor FIFO: validated descriptors (with their g) in entries e0..e3 from the
+        // retire pointer `rp` to the write pointer `wp` (pointers count mod 8, entries mod 4).
+        // Each process reads the entry it works on: the loader at `lp`, the compute at `cp`,
+        // the drain's start values at `ip` and its results at `dop`; they move on in this
+        // order, so that the next GEMM's loads, rounds and start values overlap the previous
+        // GEMM's last tiles and results.
+        self.nfifo.next = self.wp.q.val() - self.rp.q.val();
+        self.room.next = self.nfifo.val() < 4;
+        self.l_has.next = self.lp.q.val() != self.wp.q.val();
+        self.c_has.next = self.cp.q.val() != self.wp.q.val();
+        self.i_has.next = self.ip.q.val() != self.wp.q.val();
+        self.l_dsc.next = self.e0.q.val();
+        self.l_g.next = self.eg0.q.val();
+        if self.lp.q.val().get_bits::<2>(0) == 1 {
+            self.l_dsc.next = self.e1.q.val();
+            self.l_g.next = self.eg1.q.val();
+        }
+        if self.lp.q.val().get_bits::<2>(0) == 2 {
+            self.l_dsc.next = self.e2.q.val();
+            self.l_g.next = self.eg2.q.val();
+        }
+        if self.lp.q.val().get_bits::<2>(0) == 3 {
+            self.l_dsc.next = self.e3.q.val();
+            self.l_g.next = self.eg3.q.val();
+        }
+        self.lf_m.next = self.l_dsc.val().get_bits::<32>(256);
+        self.lf_n.next = self.l_dsc.val().get_bits::<32>(288);
+        self.l_trows.next = self.trows.val() >> self.l_g.val();
+        self.l_tcols.next = bit_cast::<16, 8>(self.cols.val()) << self.l_g.val();
+        self.l_lgl1.next = self.lgl.val() - self.l_g.val();
+        self.l_l1mask.next = self.ilv_last.val() >> self.l_g.val();
+        self.c_dsc.next = self.e0.q.val();
+        self.c_g.next = self.eg0.q.val();
+        if self.cp.q.val().get_bits::<2>(0) == 1 {
+            self.c_dsc.next = self.e1.q.val();
+            self.c_g.next = self.eg1.q.val();
+        }
+        if self.cp.q.val().get_bits::<2>(0) == 2 {
+            self.c_dsc.next = self.e2.q.val();
+            self.c_g.next = self.eg2.q.val();
+        }
+        if self.cp.q.val().get_bits::<2>(0) == 3 {
+            self.c_dsc.next = self.e3.q.val();
+            self.c_g.next = self.eg3.q.val();
+        }
+        self.cf_m.next = self.c_dsc.val().get_bits::<32>(256);
+        self.cf_n.next = self.c_dsc.val().get_bits::<32>(288);
+        self.c_trows.next = self.trows.val() >> self.c_g.val();
+        self.c_tcols.next = bit_cast::<16, 8>(self.cols.val()) << self.c_g.val();
+        self.c_lgl1.next = self.lgl.val() - self.c_g.val();
+        self.c_l1mask.next = self.ilv_last.val() >> self.c_g.val();
+        self.i_dsc.next = self.e0.q.val();
+        self.i_g.next = self.eg0.q.val();
+        if self.ip.q.val().get_bits::<2>(0) == 1 {
+            self.i_dsc.next = self.e1.q.val();
+            self.i_g.next = self.eg1.q.val();
+        }
+        if self.ip.q.val().get_bits::<2>(0) == 2 {
+            self.i_dsc.next = self.e2.q.val();
+            self.i_g.next = self.eg2.q.val();
+        }
+        if self.ip.q.val().get_bits::<2>(0) == 3 {
+            self.i_dsc.next = self.e3.q.val();
+            self.i_g.next = self.eg3.q.val();
+        }
+        self.if_m.next = self.i_dsc.val().get_bits::<32>(256);
+        self.if_n.next = self.i_dsc.val().get_bits::<32>(288);
+        self.i_trows.next = self.trows.val() >> self.i_g.val();
+        self.i_tcols.next = bit_cast::<16, 8>(self.cols.val()) << self.i_g.val();
+        self.i_lgl1.next = self.lgl.val() - self.i_g.val();
+        self.i_l1mask.next = self.ilv_last.val() >> self.i_g.val();
+        self.o_dsc.next = self.e0.q.val();
+        self.o_g.next = self.eg0.q.val();
+        if self.dop.q.val().get_bits::<2>(0) == 1 {
+            self.o_dsc.next = self.e1.q.val();
+            self.o_g.next = self.eg1.q.val();
+        }
+        if self.dop.q.val().get_bits::<2>(0) == 2 {
+            self.o_dsc.next = self.e2.q.val();
+            self.o_g.next = self.eg2.q.val();
+        }
+        if self.dop.q.val().get_bits::<2>(0) == 3 {
+            self.o_dsc.next = self.e3.q.val();
+            self.o_g.next = self.eg3.q.val();
+        }
+        self.of_m.next = self.o_dsc.val().get_bits::<32>(256);
+        self.of_n.next = self.o_dsc.val().get_bits::<32>(288);
+        self.o_trows.next = self.trows.val() >> self.o_g.val();
+        self.o_tcols.next = bit_cast::<16, 8>(self.cols.val()) << self.o_g.val();
+        self.o_lgl1.next = self.lgl.val() - self.o_g.val();
+        self.o_l1mask.next = self.ilv_last.val() >> self.o_g.val();
+        self.lf_k.next = self.l_dsc.val().get_bits::<32>(320);
+        self.l_prec.next = self.l_dsc.val().get_bits::<2>(480);
+        self.l_esz.next = 1.into();
+        if self.l_prec.val() == 0 {
+            self.l_esz.next = 0.into();
+        }
+        self.l_kchunk.next = self.kdepth.val() >> self.l_g.val();
+        self.l_kclg.next = self.kaw.val() - bit_cast::<5, 3>(self.l_g.val());
+        self.l_resident.next = self.lf_k.val() <= self.l_kchunk.val();
+        self.cf_k.next = self.c_dsc.val().get_bits::<32>(320);
+        self.c_prec.next = self.c_dsc.val().get_bits::<2>(480);
+        self.c_esz.next = 1.into();
+        if self.c_prec.val() == 0 {
+            self.c_esz.next = 0.into();
+        }
+        self.c_kchunk.next = self.kdepth.val() >> self.c_g.val();
+        self.c_kclg.next = self.kaw.val() - bit_cast::<5, 3>(self.c_g.val());
+        self.c_resident.next = self.cf_k.val() <= self.c_kchunk.val();
+        self.lf_a.next = self.l_dsc.val().get_bits::<32>(0);
+        self.lf_b.next = self.l_dsc.val().get_bits::<32>(64);
+        self.lf_lda.next = self.l_dsc.val().get_bits::<32>(352);
+        self.lf_ldb.next = self.l_dsc.val().get_bits::<32>(384);
+        self.if_c.next = self.i_dsc.val().get_bits::<32>(128);
+        self.if_ldc.next = self.i_dsc.val().get_bits::<32>(416);
+        self.if_acc.next = self.i_dsc.val().get_bit(488);
+        self.of_d.next = self.o_dsc.val().get_bits::<32>(192);
+        self.of_ldd.next = self.o_dsc.val().get_bits::<32>(448);
+        self.o_out.next = self.o_dsc.val().get_bits::<4>(484);
+        self.o_osz.next = 2.into();
+        if (self.o_out.val() == 1) | (self.o_out.val() == 2) {
+            self.o_osz.next = 1.into();
+        } else if self.o_out.val() == 3 {
+            self.o_osz.next = 0.into();
+        }
+        // The results leaving are converted as their descriptor says; the array's steps run
+        // at the compute's precision, B is written at the loader's.
+        self.oc_code.next = self.o_out.val();
+        self.oc_float.next = self.o_dsc.val().get_bits::<4>(480) != 0;
+        self.rq_mult.next = self.o_dsc.val().get_bits::<32>(512);
+        self.rq_shift.next = self.o_dsc.val().get_bits::<6>(544);
+        self.rq_zp.next = self.o_dsc.val().get_bits::<8>(552);
+        self.prec.next = self.c_prec.val();
+        self.wprec.next = self.l_prec.val();
         // A round starts only at phase 0 of the free-running slot counter.
         self.ph.d.next = self.ph.q.val() + 1;
         if self.ph.q.val() == self.ilv_last.val() {
@@ -968,9 +1295,12 @@ impl Logic for Controller {
         self.sh_shift.next = false;
         self.out_sel.next = self.wr_index.val().get_bits::<8>(0);
         self.wr_start.next = false;
-        self.wr_esz.next = self.osz.val();
+        self.wr_clear_error.next = false;
+        self.wr_esz.next = self.o_osz.val();
         self.fail_now.next = false;
         self.irq_done.next = false;
+        self.chain_inc.next = false;
+        self.chain_dec.next = false;
 
         // ------------------------------------------------------------------------------------
         // Loader: fills buffer halves job by job (job = tile × chunk, in the compute order).
@@ -978,21 +1308,21 @@ impl Logic for Controller {
         // to the other A half once the jobs of the panel before the current one are done; it
         // is loaded first, as early as that allows, because it is the long transfer. Then job
         // n's B goes to half n mod 2 once job n − 2 is done.
-        self.l_mleft.next = self.f_m.val() - self.li0.q.val();
-        self.l_nleft.next = self.f_n.val() - self.lj0.q.val();
-        self.l_kleft.next = self.f_k.val() - self.lk0.q.val();
-        self.l_rv_new.next = self.t_rows.val();
-        if self.l_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
+        self.l_mleft.next = self.lf_m.val() - self.li0.q.val();
+        self.l_nleft.next = self.lf_n.val() - self.lj0.q.val();
+        self.l_kleft.next = self.lf_k.val() - self.lk0.q.val();
+        self.l_rv_new.next = self.l_trows.val();
+        if self.l_mleft.val() < bit_cast::<32, 16>(self.l_trows.val()) {
             self.l_rv_new.next = self.l_mleft.val().get_bits::<16>(0);
         }
         // The columns of the B block of the group being loaded.
-        self.l_bnleft.next = self.f_n.val() - self.l_bcol.q.val();
+        self.l_bnleft.next = self.lf_n.val() - self.l_bcol.q.val();
         self.l_cv_new.next = self.cols.val();
         if self.l_bnleft.val() < bit_cast::<32, 8>(self.cols.val()) {
             self.l_cv_new.next = self.l_bnleft.val().get_bits::<8>(0);
         }
-        self.l_kc_new.next = self.kchunk.val().get_bits::<16>(0);
-        if self.l_kleft.val() < self.kchunk.val() {
+        self.l_kc_new.next = self.l_kchunk.val().get_bits::<16>(0);
+        if self.l_kleft.val() < self.l_kchunk.val() {
             self.l_kc_new.next = self.l_kleft.val().get_bits::<16>(0);
         }
         // A row of the transfer in flight: words of 16 bytes, realigned from the beats. With
@@ -1003,13 +1333,13 @@ impl Logic for Controller {
         self.l_raddr.next = self.l_ptr.q.val();
         self.l_rcount.next = bit_cast::<16, 8>(self.l_cv.q.val());
         self.l_rrows.next = self.l_kc.q.val();
-        self.l_rstride.next = self.f_ldb.val();
+        self.l_rstride.next = self.lf_ldb.val();
         if self.l_isa.q.val() {
             self.l_rcount.next = self.l_kc.q.val();
             self.l_rrows.next = self.l_rv.q.val();
-            self.l_rstride.next = self.f_lda.val();
+            self.l_rstride.next = self.lf_lda.val();
         }
-        self.l_bytes.next = self.l_rcount.val() << self.esz.val();
+        self.l_bytes.next = self.l_rcount.val() << self.l_esz.val();
         self.l_words.next = (self.l_bytes.val() + 15) >> 4;
         self.l_beats.next = (bit_cast::<16, 4>(self.l_off.q.val()) + self.l_bytes.val() + 15) >> 4;
         self.l_row_end.next = self.l_bi.q.val() + 1 == self.l_beats.val();
@@ -1060,24 +1390,34 @@ impl Logic for Controller {
         }
         self.a_we.next = self.l_wr.val() & self.l_isa.q.val();
         self.b_we.next = self.l_wr.val() & !self.l_isa.q.val();
-        self.l_a_bank.next = self.l_t.q.val() >> self.lg_l1.val();
-        self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.l1_mask.val());
+        self.l_a_bank.next = self.l_t.q.val() >> self.l_lgl1.val();
+        self.l_a_slot.next = self.l_t.q.val() & bit_cast::<16, 8>(self.l_l1mask.val());
         self.a_wsel.next = self.rows.val() - 1 - self.l_a_bank.val().get_bits::<8>(0);
         self.a_waddr.next =
             self.l_aoff.val() | (self.l_a_slot.val() << self.slot_shift.val()) | self.l_wword.val();
         self.a_wdata.next = self.l_wdata.val();
         self.b_wword.next = self.l_wword.val().get_bits::<8>(0);
         self.b_waddr.next = self.l_boff.val()
-            | (bit_cast::<16, 8>(self.l_s2.q.val()) << self.kc_lg.val())
+            | (bit_cast::<16, 8>(self.l_s2.q.val()) << self.l_kclg.val())
             | self.l_t.q.val();
         self.b_wdata.next = self.l_wdata.val();
 
         match self.ls.q.val() {
-            LoadState::Idle => {}
+            LoadState::Idle => {
+                if self.l_has.val() & !self.abort.q.val() {
+                    // The next validated GEMM (possibly while the last one still computes).
+                    self.li0.d.next = 0.into();
+                    self.lj0.d.next = 0.into();
+                    self.lk0.d.next = 0.into();
+                    self.l_arow0.d.next = self.lf_a.val();
+                    self.l_bk0.d.next = self.lf_b.val();
+                    self.ls.d.next = LoadState::Job;
+                }
+            }
             LoadState::Job => {
                 self.l_rv.d.next = self.l_rv_new.val();
                 self.l_kc.d.next = self.l_kc_new.val();
-                self.l_anew.d.next = !self.resident.val() | (self.lj0.q.val() == 0);
+                self.l_anew.d.next = !self.l_resident.val() | (self.lj0.q.val() == 0);
                 self.ls.d.next = LoadState::AWait;
             }
             LoadState::AWait => {
@@ -1089,7 +1429,8 @@ impl Logic for Controller {
                     self.l_afirst.d.next = self.l_njob.q.val();
                     self.l_isa.d.next = true;
                     self.l_t.d.next = 0.into();
-                    self.l_ptr.d.next = self.l_arow0.q.val() + (self.lk0.q.val() << self.esz.val());
+                    self.l_ptr.d.next =
+                        self.l_arow0.q.val() + (self.lk0.q.val() << self.l_esz.val());
                     self.ls.d.next = LoadState::Issue;
                 }
             }
@@ -1106,7 +1447,7 @@ impl Logic for Controller {
                 // The B block of column group l_s2: kc rows of C columns from l_bcol on.
                 self.l_cv.d.next = self.l_cv_new.val();
                 self.l_t.d.next = 0.into();
-                self.l_ptr.d.next = self.l_bk0.q.val() + (self.l_bcol.q.val() << self.esz.val());
+                self.l_ptr.d.next = self.l_bk0.q.val() + (self.l_bcol.q.val() << self.l_esz.val());
                 self.ls.d.next = LoadState::Issue;
             }
             LoadState::Issue => {
@@ -1138,7 +1479,7 @@ impl Logic for Controller {
                     self.ls.d.next = LoadState::Ready;
                     if self.l_isa.q.val() {
                         self.ls.d.next = LoadState::BWait;
-                    } else if (self.l_s2.q.val() != self.ilv_last.val() >> self.lg_l1.val())
+                    } else if (self.l_s2.q.val() != self.ilv_last.val() >> self.l_lgl1.val())
                         & (self.l_bnleft.val() > bit_cast::<32, 8>(self.cols.val()))
                     {
                         // The next column group's block (none for groups right of N).
@@ -1163,19 +1504,21 @@ impl Logic for Controller {
                 self.l_njob.d.next = self.l_njob.q.val() + 1;
                 self.ls.d.next = LoadState::Job;
                 if bit_cast::<32, 16>(self.l_kc.q.val()) != self.l_kleft.val() {
-                    self.lk0.d.next = self.lk0.q.val() + self.kchunk.val();
-                    self.l_bk0.d.next = self.l_bk0.q.val() + (self.f_ldb.val() << self.kc_lg.val());
+                    self.lk0.d.next = self.lk0.q.val() + self.l_kchunk.val();
+                    self.l_bk0.d.next =
+                        self.l_bk0.q.val() + (self.lf_ldb.val() << self.l_kclg.val());
                 } else {
                     self.lk0.d.next = 0.into();
-                    self.l_bk0.d.next = self.f_b.val();
-                    if self.l_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
-                        self.lj0.d.next = self.lj0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
+                    self.l_bk0.d.next = self.lf_b.val();
+                    if self.l_nleft.val() > bit_cast::<32, 16>(self.l_tcols.val()) {
+                        self.lj0.d.next = self.lj0.q.val() + bit_cast::<32, 16>(self.l_tcols.val());
                     } else {
                         self.lj0.d.next = 0.into();
-                        self.li0.d.next = self.li0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
+                        self.li0.d.next = self.li0.q.val() + bit_cast::<32, 16>(self.l_trows.val());
                         self.l_t.d.next = 0.into();
                         self.ls.d.next = LoadState::Advance;
-                        if self.l_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
+                        if self.l_mleft.val() <= bit_cast::<32, 16>(self.l_trows.val()) {
+                            self.lp.d.next = self.lp.q.val() + 1;
                             self.ls.d.next = LoadState::Idle;
                         }
                     }
@@ -1183,9 +1526,9 @@ impl Logic for Controller {
             }
             LoadState::Advance => {
                 // The next row tile's A rows start R·L₁ rows further (adds, not a multiply).
-                self.l_arow0.d.next = self.l_arow0.q.val() + self.f_lda.val();
+                self.l_arow0.d.next = self.l_arow0.q.val() + self.lf_lda.val();
                 self.l_t.d.next = self.l_t.q.val() + 1;
-                if self.l_t.q.val() + 1 == self.t_rows.val() {
+                if self.l_t.q.val() + 1 == self.l_trows.val() {
                     self.ls.d.next = LoadState::Job;
                 }
             }
@@ -1199,42 +1542,49 @@ impl Logic for Controller {
         // tile's first round is marked: it swaps the previous tile's results into the chains,
         // so it waits until the drain has emptied them and filled them with this tile's start
         // values (`d_ready`). After the last job a flush round swaps the last results in.
-        self.c_mleft.next = self.f_m.val() - self.ci0.q.val();
-        self.c_nleft.next = self.f_n.val() - self.cj0.q.val();
-        self.c_kleft.next = self.f_k.val() - self.ck0.q.val();
-        self.c_rv_new.next = self.t_rows.val();
-        if self.c_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
+        self.c_mleft.next = self.cf_m.val() - self.ci0.q.val();
+        self.c_nleft.next = self.cf_n.val() - self.cj0.q.val();
+        self.c_kleft.next = self.cf_k.val() - self.ck0.q.val();
+        self.c_rv_new.next = self.c_trows.val();
+        if self.c_mleft.val() < bit_cast::<32, 16>(self.c_trows.val()) {
             self.c_rv_new.next = self.c_mleft.val().get_bits::<16>(0);
         }
-        self.c_cv_new.next = self.t_cols.val();
-        if self.c_nleft.val() < bit_cast::<32, 16>(self.t_cols.val()) {
+        self.c_cv_new.next = self.c_tcols.val();
+        if self.c_nleft.val() < bit_cast::<32, 16>(self.c_tcols.val()) {
             self.c_cv_new.next = self.c_nleft.val().get_bits::<16>(0);
         }
-        self.c_kc_new.next = self.kchunk.val().get_bits::<16>(0);
-        if self.c_kleft.val() < self.kchunk.val() {
+        self.c_kc_new.next = self.c_kchunk.val().get_bits::<16>(0);
+        if self.c_kleft.val() < self.c_kchunk.val() {
             self.c_kc_new.next = self.c_kleft.val().get_bits::<16>(0);
         }
         self.job_ready.next = self.l_nready.q.val() > self.c_ndone.q.val();
         self.c_swap.next = self.c_first.q.val() & (self.c_kk.q.val() == 0);
         self.go.next = (self.c_sl.q.val() != 0) | (self.ph.q.val() == 0);
-        self.c_kbyte.next = self.c_kk.q.val() << self.esz.val();
+        self.c_kbyte.next = self.c_kk.q.val() << self.c_esz.val();
         // Slot s reads A row s mod L₁ and the B block of column group s / L₁.
-        self.c_s2.next = self.c_sl.q.val() >> self.lg_l1.val();
+        self.c_s2.next = self.c_sl.q.val() >> self.c_lgl1.val();
         self.step_addr.next = self.c_boff.val()
-            | (bit_cast::<16, 8>(self.c_s2.val()) << self.kc_lg.val())
+            | (bit_cast::<16, 8>(self.c_s2.val()) << self.c_kclg.val())
             | self.c_kk.q.val();
         self.step_addr_a.next = self.c_aoff.val()
-            | (bit_cast::<16, 8>(self.c_sl.q.val() & self.l1_mask.val()) << self.slot_shift.val())
+            | (bit_cast::<16, 8>(self.c_sl.q.val() & self.c_l1mask.val()) << self.slot_shift.val())
             | (self.c_kbyte.val() >> 4);
         self.step_lane.next = self.c_kbyte.val().get_bits::<4>(0);
 
         match self.cs.q.val() {
-            ComputeState::Idle => {}
+            ComputeState::Idle => {
+                if self.c_has.val() & !self.abort.q.val() {
+                    self.ci0.d.next = 0.into();
+                    self.cj0.d.next = 0.into();
+                    self.ck0.d.next = 0.into();
+                    self.cs.d.next = ComputeState::Job;
+                }
+            }
             ComputeState::Job => {
                 self.c_kc.d.next = self.c_kc_new.val();
                 self.c_first.d.next = self.ck0.q.val() == 0;
                 self.c_rvcv.d.next = self.c_rv_new.val() * self.c_cv_new.val();
-                if !self.resident.val() | (self.cj0.q.val() == 0) {
+                if !self.c_resident.val() | (self.cj0.q.val() == 0) {
                     self.c_ahalf.d.next = !self.c_ahalf.q.val();
                 }
                 self.c_kk.d.next = 0.into();
@@ -1270,23 +1620,34 @@ impl Logic for Controller {
                 self.c_bhalf.d.next = !self.c_bhalf.q.val();
                 self.cs.d.next = ComputeState::Job;
                 if bit_cast::<32, 16>(self.c_kc.q.val()) != self.c_kleft.val() {
-                    self.ck0.d.next = self.ck0.q.val() + self.kchunk.val();
+                    self.ck0.d.next = self.ck0.q.val() + self.c_kchunk.val();
                 } else {
                     self.ck0.d.next = 0.into();
-                    if self.c_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
-                        self.cj0.d.next = self.cj0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
+                    if self.c_nleft.val() > bit_cast::<32, 16>(self.c_tcols.val()) {
+                        self.cj0.d.next = self.cj0.q.val() + bit_cast::<32, 16>(self.c_tcols.val());
                     } else {
                         self.cj0.d.next = 0.into();
-                        self.ci0.d.next = self.ci0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
-                        if self.c_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
+                        self.ci0.d.next = self.ci0.q.val() + bit_cast::<32, 16>(self.c_trows.val());
+                        if self.c_mleft.val() <= bit_cast::<32, 16>(self.c_trows.val()) {
                             self.cs.d.next = ComputeState::FlushWait;
                         }
                     }
                 }
             }
             ComputeState::FlushWait => {
+                // The GEMM's last job is done. Once the drain has passed the tile after its
+                // last one: if that is the next GEMM's first tile, run it (its first round
+                // swaps this GEMM's last results out); otherwise flush them out.
                 if self.d_ready.q.val() {
                     self.cs.d.next = ComputeState::Flush;
+                    if self.d_chained.q.val() != 0 {
+                        self.chain_dec.next = true;
+                        self.cp.d.next = self.cp.q.val() + 1;
+                        self.ci0.d.next = 0.into();
+                        self.cj0.d.next = 0.into();
+                        self.ck0.d.next = 0.into();
+                        self.cs.d.next = ComputeState::Job;
+                    }
                 }
             }
             ComputeState::Flush => {
@@ -1300,6 +1661,7 @@ impl Logic for Controller {
                     self.c_sl.d.next = self.c_sl.q.val() + 1;
                     if self.c_sl.q.val() == self.ilv_last.val() {
                         self.c_sl.d.next = 0.into();
+                        self.cp.d.next = self.cp.q.val() + 1;
                         self.cs.d.next = ComputeState::Idle;
                     }
                 }
@@ -1316,28 +1678,33 @@ impl Logic for Controller {
         // pass before any round brings in tile 0's start values. Tile "in" is the tile whose
         // start values enter; tile "out" the one whose results leave (from the third pass on:
         // the first swap returns the chains' old contents).
-        self.di_mleft.next = self.f_m.val() - self.di_i0.q.val();
-        self.di_nleft.next = self.f_n.val() - self.di_j0.q.val();
-        self.di_rv.next = self.t_rows.val();
-        if self.di_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
+        self.di_mleft.next = self.if_m.val() - self.di_i0.q.val();
+        self.di_nleft.next = self.if_n.val() - self.di_j0.q.val();
+        self.di_rv.next = self.i_trows.val();
+        if self.di_mleft.val() < bit_cast::<32, 16>(self.i_trows.val()) {
             self.di_rv.next = self.di_mleft.val().get_bits::<16>(0);
         }
-        self.do_mleft.next = self.f_m.val() - self.do_i0.q.val();
-        self.do_nleft.next = self.f_n.val() - self.do_j0.q.val();
-        self.do_rv.next = self.t_rows.val();
-        if self.do_mleft.val() < bit_cast::<32, 16>(self.t_rows.val()) {
+        self.do_mleft.next = self.of_m.val() - self.do_i0.q.val();
+        self.do_nleft.next = self.of_n.val() - self.do_j0.q.val();
+        self.do_rv.next = self.o_trows.val();
+        if self.do_mleft.val() < bit_cast::<32, 16>(self.o_trows.val()) {
             self.do_rv.next = self.do_mleft.val().get_bits::<16>(0);
         }
         // Shift n carries slot s = n mod L of PE row R−1−n/L: tile row (n/L)·L₁ + s mod L₁,
-        // columns from d_col = (s / L₁)·C of its group. Row pointers run down the L₁ rows of
-        // each group and back to the group's first row for the next group.
+        // columns from (s / L₁)·C of its group (di_col, do_col: the two tiles may belong to
+        // GEMMs with different g). Row pointers run down the L₁ rows of each group and back
+        // to the group's first row for the next group.
         self.d_s.next = self.d_n.q.val().get_bits::<8>(0) & self.ilv_last.val();
-        self.d_s1.next = self.d_s.val() & self.l1_mask.val();
-        self.d_r.next = ((self.d_n.q.val() >> self.lgl.val()) << self.lg_l1.val())
-            | bit_cast::<16, 8>(self.d_s1.val());
-        self.d_gend.next = self.d_s1.val() == self.l1_mask.val();
-        self.di_ncol.next = self.di_nleft.val() - bit_cast::<32, 16>(self.d_col.q.val());
-        self.do_ncol.next = self.do_nleft.val() - bit_cast::<32, 16>(self.d_col.q.val());
+        self.di_s1.next = self.d_s.val() & self.i_l1mask.val();
+        self.do_s1.next = self.d_s.val() & self.o_l1mask.val();
+        self.di_r.next = ((self.d_n.q.val() >> self.lgl.val()) << self.i_lgl1.val())
+            | bit_cast::<16, 8>(self.di_s1.val());
+        self.do_r.next = ((self.d_n.q.val() >> self.lgl.val()) << self.o_lgl1.val())
+            | bit_cast::<16, 8>(self.do_s1.val());
+        self.di_gend.next = self.di_s1.val() == self.i_l1mask.val();
+        self.do_gend.next = self.do_s1.val() == self.o_l1mask.val();
+        self.di_ncol.next = self.di_nleft.val() - bit_cast::<32, 16>(self.di_col.q.val());
+        self.do_ncol.next = self.do_nleft.val() - bit_cast::<32, 16>(self.do_col.q.val());
         self.di_gcv.next = self.cols.val();
         if self.di_ncol.val() < bit_cast::<32, 8>(self.cols.val()) {
             self.di_gcv.next = self.di_ncol.val().get_bits::<8>(0);
@@ -1347,20 +1714,48 @@ impl Logic for Controller {
             self.do_gcv.next = self.do_ncol.val().get_bits::<8>(0);
         }
         self.d_out.next = self.d_nstep.q.val() == 2;
-        self.d_need_read.next = self.f_acc.val()
+        self.d_hold.next = self.d_out.val()
+            & self.ret_pend.q.val()
+            & (self.do_nleft.val() <= bit_cast::<32, 16>(self.o_tcols.val()))
+            & (self.do_mleft.val() <= bit_cast::<32, 16>(self.o_trows.val()));
+        self.d_need_read.next = self.if_acc.val()
             & !self.di_end.q.val()
-            & (self.d_r.val() < self.di_rv.val())
-            & (bit_cast::<32, 16>(self.d_col.q.val()) < self.di_nleft.val());
+            & (self.di_r.val() < self.di_rv.val())
+            & (bit_cast::<32, 16>(self.di_col.q.val()) < self.di_nleft.val());
         self.d_need_write.next = self.d_out.val()
-            & (self.d_r.val() < self.do_rv.val())
-            & (bit_cast::<32, 16>(self.d_col.q.val()) < self.do_nleft.val());
+            & (self.do_r.val() < self.do_rv.val())
+            & (bit_cast::<32, 16>(self.do_col.q.val()) < self.do_nleft.val());
         self.d_req.next = false;
         self.wr_addr.next = self.do_ptr.q.val()
-            + ((self.do_j0.q.val() + bit_cast::<32, 16>(self.d_col.q.val())) << self.osz.val());
+            + ((self.do_j0.q.val() + bit_cast::<32, 16>(self.do_col.q.val())) << self.o_osz.val());
         self.wr_count.next = bit_cast::<16, 8>(self.do_gcv.val());
 
         match self.dst.q.val() {
-            DrainState::Idle => {}
+            DrainState::Idle => {
+                // A fresh start (nothing in flight): a first pass brings in the start values
+                // of the GEMM's first tile, then two swaps pass before results leave.
+                if self.i_has.val() & !self.abort.q.val() {
+                    self.d_nstep.d.next = 0.into();
+                    self.d_n.d.next = 0.into();
+                    self.di_end.d.next = false;
+                    self.di_i0.d.next = 0.into();
+                    self.di_j0.d.next = 0.into();
+                    self.di_base.d.next = self.if_c.val();
+                    self.di_ptr.d.next = self.if_c.val();
+                    self.di_gptr.d.next = self.if_c.val();
+                    self.di_col.d.next = 0.into();
+                    self.do_i0.d.next = 0.into();
+                    self.do_j0.d.next = 0.into();
+                    self.do_base.d.next = self.of_d.val();
+                    self.do_ptr.d.next = self.of_d.val();
+                    self.do_gptr.d.next = self.of_d.val();
+                    self.do_col.d.next = 0.into();
+                    self.dst.d.next = DrainState::Row;
+                    if !self.if_acc.val() {
+                        self.dst.d.next = DrainState::Zero;
+                    }
+                }
+            }
             DrainState::Zero => {
                 // Zero start values for GEMMs without C: clear the staging row once.
                 self.ci_we.next = true;
@@ -1369,18 +1764,24 @@ impl Logic for Controller {
                 self.d_n.d.next = self.d_n.q.val() + 1;
                 if self.d_n.q.val() + 1 == bit_cast::<16, 8>(self.cols.val()) {
                     self.d_n.d.next = 0.into();
-                    self.dst.d.next = DrainState::Row;
+                    self.dst.d.next = DrainState::WaitSwap;
+                    if self.d_nstep.q.val() == 0 {
+                        self.dst.d.next = DrainState::Row;
+                    }
                 }
             }
             DrainState::Row => {
-                // Start the row's write and its start-value read together.
-                self.wr_start.next = self.d_need_write.val();
-                self.d_req.next = self.d_need_read.val();
-                self.dst.d.next = DrainState::WriteWait;
-                if self.grant_d.val() {
-                    self.dst.d.next = DrainState::ReadWait;
-                } else if self.d_need_read.val() {
-                    self.dst.d.next = DrainState::ReadStart;
+                // Start the row's write and its start-value read together, once the write
+                // engine has taken the previous row (its beats may still be on the way).
+                if !self.d_need_write.val() | self.wr_can_start.val() {
+                    self.wr_start.next = self.d_need_write.val();
+                    self.d_req.next = self.d_need_read.val();
+                    self.dst.d.next = DrainState::WriteWait;
+                    if self.grant_d.val() {
+                        self.dst.d.next = DrainState::ReadWait;
+                    } else if self.d_need_read.val() {
+                        self.dst.d.next = DrainState::ReadStart;
+                    }
                 }
             }
             DrainState::ReadStart => {
@@ -1395,32 +1796,37 @@ impl Logic for Controller {
                 if !self.rd_busy.val() {
                     self.dst.d.next = DrainState::WriteWait;
                     if self.rd_error.val() {
-                        self.code.d.next = 7.into(); // ReadResponse
+                        self.dcode.d.next = 7.into(); // ReadResponse
                         self.abort.d.next = true;
                     }
                 }
             }
             DrainState::WriteWait => {
-                // Row written (and its successor's start value staged): shift.
+                // Row taken by the write engine (and its successor's start value staged):
+                // shift. Write responses are checked as they come (below).
                 if !self.wr_busy.val() {
-                    if self.wr_error.val() & self.d_need_write.val() {
-                        self.code.d.next = 8.into(); // WriteResponse
-                        self.abort.d.next = true;
-                    }
                     self.sh_shift.next = true;
-                    self.di_ptr.d.next = self.di_ptr.q.val() + self.f_ldc.val();
-                    self.do_ptr.d.next = self.do_ptr.q.val() + self.f_ldd.val();
-                    if self.d_gend.val() {
+                    self.di_ptr.d.next = self.di_ptr.q.val() + self.if_ldc.val();
+                    self.do_ptr.d.next = self.do_ptr.q.val() + self.of_ldd.val();
+                    if self.di_gend.val() {
                         if self.d_s.val() == self.ilv_last.val() {
                             // The last group: on to the next L₁ rows.
-                            self.d_col.d.next = 0.into();
-                            self.di_gptr.d.next = self.di_ptr.q.val() + self.f_ldc.val();
-                            self.do_gptr.d.next = self.do_ptr.q.val() + self.f_ldd.val();
+                            self.di_col.d.next = 0.into();
+                            self.di_gptr.d.next = self.di_ptr.q.val() + self.if_ldc.val();
                         } else {
                             // The same rows, the next group's columns.
-                            self.d_col.d.next =
-                                self.d_col.q.val() + bit_cast::<16, 8>(self.cols.val());
+                            self.di_col.d.next =
+                                self.di_col.q.val() + bit_cast::<16, 8>(self.cols.val());
                             self.di_ptr.d.next = self.di_gptr.q.val();
+                        }
+                    }
+                    if self.do_gend.val() {
+                        if self.d_s.val() == self.ilv_last.val() {
+                            self.do_col.d.next = 0.into();
+                            self.do_gptr.d.next = self.do_ptr.q.val() + self.of_ldd.val();
+                        } else {
+                            self.do_col.d.next =
+                                self.do_col.q.val() + bit_cast::<16, 8>(self.cols.val());
                             self.do_ptr.d.next = self.do_gptr.q.val();
                         }
                     }
@@ -1432,49 +1838,97 @@ impl Logic for Controller {
                 }
             }
             DrainState::Next => {
-                // Advance both tiles; the row pointers ran R·L rows, to the next row tile.
-                self.d_n.d.next = 0.into();
-                self.d_ready.d.next = true;
-                self.dst.d.next = DrainState::WaitSwap;
-                if self.d_nstep.q.val() != 2 {
-                    self.d_nstep.d.next = self.d_nstep.q.val() + 1;
-                }
-                if !self.di_end.q.val() {
-                    if self.di_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
-                        self.di_j0.d.next =
-                            self.di_j0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
-                        self.di_ptr.d.next = self.di_base.q.val();
-                        self.di_gptr.d.next = self.di_base.q.val();
-                    } else {
-                        self.di_j0.d.next = 0.into();
-                        self.di_i0.d.next =
-                            self.di_i0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
-                        self.di_base.d.next = self.di_ptr.q.val();
-                        if self.di_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
-                            self.di_end.d.next = true;
+                // Advance both tiles; the row pointers ran R·L₁ rows, to the next row tile.
+                // Past its GEMM's last tile the "in" side goes on to the next GEMM's first
+                // tile if one is validated (the compute then runs it without a flush round),
+                // and the "out" side retires its GEMM once every write is answered (waiting
+                // here while the previous retirement is pending).
+                if !self.d_hold.val() {
+                    self.d_n.d.next = 0.into();
+                    self.d_ready.d.next = true;
+                    self.dst.d.next = DrainState::WaitSwap;
+                    if self.d_nstep.q.val() != 2 {
+                        self.d_nstep.d.next = self.d_nstep.q.val() + 1;
+                    }
+                    if !self.di_end.q.val() {
+                        if self.di_nleft.val() > bit_cast::<32, 16>(self.i_tcols.val()) {
+                            self.di_j0.d.next =
+                                self.di_j0.q.val() + bit_cast::<32, 16>(self.i_tcols.val());
+                            self.di_ptr.d.next = self.di_base.q.val();
+                            self.di_gptr.d.next = self.di_base.q.val();
+                        } else {
+                            self.di_j0.d.next = 0.into();
+                            self.di_i0.d.next =
+                                self.di_i0.q.val() + bit_cast::<32, 16>(self.i_trows.val());
+                            self.di_base.d.next = self.di_ptr.q.val();
+                            if self.di_mleft.val() <= bit_cast::<32, 16>(self.i_trows.val()) {
+                                if self.ip.q.val() + 1 != self.wp.q.val() {
+                                    self.ip.d.next = self.ip.q.val() + 1;
+                                    self.d_newin.d.next = true;
+                                    self.chain_inc.next = true;
+                                    self.dst.d.next = DrainState::Adv;
+                                } else {
+                                    self.di_end.d.next = true;
+                                }
+                            }
                         }
                     }
-                }
-                if self.d_out.val() {
-                    if self.do_nleft.val() > bit_cast::<32, 16>(self.t_cols.val()) {
-                        self.do_j0.d.next =
-                            self.do_j0.q.val() + bit_cast::<32, 16>(self.t_cols.val());
+                    if self.d_out.val() {
+                        if self.do_nleft.val() > bit_cast::<32, 16>(self.o_tcols.val()) {
+                            self.do_j0.d.next =
+                                self.do_j0.q.val() + bit_cast::<32, 16>(self.o_tcols.val());
+                            self.do_ptr.d.next = self.do_base.q.val();
+                            self.do_gptr.d.next = self.do_base.q.val();
+                        } else {
+                            self.do_j0.d.next = 0.into();
+                            self.do_i0.d.next =
+                                self.do_i0.q.val() + bit_cast::<32, 16>(self.o_trows.val());
+                            self.do_base.d.next = self.do_ptr.q.val();
+                            if self.do_mleft.val() <= bit_cast::<32, 16>(self.o_trows.val()) {
+                                // The GEMM's last tile is out: retire it once its writes are
+                                // answered (the previous retirement must be done).
+                                self.ret_pend.d.next = true;
+                                self.dop.d.next = self.dop.q.val() + 1;
+                                if self.ip.q.val() == self.dop.q.val() {
+                                    // Nothing follows: the pipeline is empty.
+                                    self.ip.d.next = self.ip.q.val() + 1;
+                                    self.d_ready.d.next = false;
+                                    self.dst.d.next = DrainState::Idle;
+                                } else {
+                                    self.d_newout.d.next = true;
+                                    self.dst.d.next = DrainState::Adv;
+                                }
+                            }
+                        }
+                    } else {
                         self.do_ptr.d.next = self.do_base.q.val();
                         self.do_gptr.d.next = self.do_base.q.val();
-                    } else {
-                        self.do_j0.d.next = 0.into();
-                        self.do_i0.d.next =
-                            self.do_i0.q.val() + bit_cast::<32, 16>(self.t_rows.val());
-                        self.do_base.d.next = self.do_ptr.q.val();
-                        if self.do_mleft.val() <= bit_cast::<32, 16>(self.t_rows.val()) {
-                            // The last tile is out: the GEMM's results are all written.
-                            self.d_ready.d.next = false;
-                            self.dst.d.next = DrainState::Idle;
-                        }
                     }
-                } else {
-                    self.do_ptr.d.next = self.do_base.q.val();
-                    self.do_gptr.d.next = self.do_base.q.val();
+                }
+            }
+            DrainState::Adv => {
+                // A tile of another GEMM enters or leaves: its pointers from its descriptor.
+                self.d_newin.d.next = false;
+                self.d_newout.d.next = false;
+                self.dst.d.next = DrainState::WaitSwap;
+                if self.d_newin.q.val() {
+                    self.di_i0.d.next = 0.into();
+                    self.di_j0.d.next = 0.into();
+                    self.di_base.d.next = self.if_c.val();
+                    self.di_ptr.d.next = self.if_c.val();
+                    self.di_gptr.d.next = self.if_c.val();
+                    self.di_col.d.next = 0.into();
+                    if !self.if_acc.val() {
+                        self.dst.d.next = DrainState::Zero;
+                    }
+                }
+                if self.d_newout.q.val() {
+                    self.do_i0.d.next = 0.into();
+                    self.do_j0.d.next = 0.into();
+                    self.do_base.d.next = self.of_d.val();
+                    self.do_ptr.d.next = self.of_d.val();
+                    self.do_gptr.d.next = self.of_d.val();
+                    self.do_col.d.next = 0.into();
                 }
             }
             DrainState::WaitSwap => {
@@ -1493,14 +1947,14 @@ impl Logic for Controller {
         self.rd_start.next = self.grant_d.val() | self.grant_l.val();
         self.rd_addr.next = self.l_raddr.val();
         self.rd_count.next = self.l_rcount.val();
-        self.rd_esz.next = self.esz.val();
+        self.rd_esz.next = self.l_esz.val();
         self.rd_raw.next = true;
         self.rd_rows.next = self.l_rrows.val();
         self.rd_stride.next = self.l_rstride.val();
         self.rd_beat_ready.next = self.l_beat_ready.val();
         if self.d_req.val() {
             self.rd_addr.next = self.di_ptr.q.val()
-                + ((self.di_j0.q.val() + bit_cast::<32, 16>(self.d_col.q.val())) << 2);
+                + ((self.di_j0.q.val() + bit_cast::<32, 16>(self.di_col.q.val())) << 2);
             self.rd_count.next = bit_cast::<16, 8>(self.di_gcv.val());
             self.rd_esz.next = 2.into();
             self.rd_raw.next = false;
@@ -1512,8 +1966,19 @@ impl Logic for Controller {
             self.rd_owner.d.next = false;
         }
 
+        // Chained GEMMs announced by the drain and taken by the compute (a count: the drain
+        // may announce the one after next before the compute has taken the next).
+        if self.chain_inc.val() & !self.chain_dec.val() {
+            self.d_chained.d.next = self.d_chained.q.val() + 1;
+        }
+        if self.chain_dec.val() & !self.chain_inc.val() {
+            self.d_chained.d.next = self.d_chained.q.val() - 1;
+        }
+
         // ------------------------------------------------------------------------------------
-        // The descriptor's life: validate, start the three processes, wait for all of them.
+        // Validation: take a descriptor from the queue, check it, and append it to the FIFO
+        // (the processes pick it up from there). A malformed one retires in order: once every
+        // descriptor before it has.
         match self.state.q.val() {
             State::Idle => {
                 if !self.q_empty.val() {
@@ -1524,11 +1989,10 @@ impl Logic for Controller {
             }
             State::Check => {
                 self.code.d.next = self.chk.val();
-                self.g_lg.d.next = self.g_new.val();
                 self.vop.d.next = 0.into();
                 self.state.d.next = State::VSetup;
                 if self.chk.val() != 0 {
-                    self.state.d.next = State::Fail;
+                    self.state.d.next = State::FailWait;
                 }
             }
             State::VSetup => {
@@ -1554,9 +2018,9 @@ impl Logic for Controller {
                     | (self.op_end.val().get_bits::<32>(32) != 0)
                 {
                     self.code.d.next = 4.into(); // AddressOverflow
-                    self.state.d.next = State::Fail;
+                    self.state.d.next = State::FailWait;
                 } else if self.vop.q.val() == 3 {
-                    self.state.d.next = State::Setup;
+                    self.state.d.next = State::Push;
                 } else {
                     self.vop.d.next = self.vop.q.val() + 1;
                     if (self.vop.q.val() == 1) & !self.f_acc.val() {
@@ -1565,71 +2029,35 @@ impl Logic for Controller {
                     self.state.d.next = State::VSetup;
                 }
             }
-            State::Setup => {
-                self.abort.d.next = false;
-                self.ls.d.next = LoadState::Job;
-                self.li0.d.next = 0.into();
-                self.lj0.d.next = 0.into();
-                self.lk0.d.next = 0.into();
-                self.l_njob.d.next = 0.into();
-                self.l_nready.d.next = 0.into();
-                self.l_afirst.d.next = 0.into();
-                self.l_ahalf.d.next = true;
-                self.l_arow0.d.next = self.f_a.val();
-                self.l_bk0.d.next = self.f_b.val();
-                self.cs.d.next = ComputeState::Job;
-                self.ci0.d.next = 0.into();
-                self.cj0.d.next = 0.into();
-                self.ck0.d.next = 0.into();
-                self.c_ndone.d.next = 0.into();
-                self.c_ahalf.d.next = true;
-                self.c_bhalf.d.next = false;
-                self.dst.d.next = DrainState::Row;
-                if !self.f_acc.val() {
-                    self.dst.d.next = DrainState::Zero;
+            State::Push => {
+                if self.room.val() & !self.abort.q.val() {
+                    if self.wp.q.val().get_bits::<2>(0) == 0 {
+                        self.e0.d.next = self.dsc.q.val();
+                        self.eg0.d.next = self.g_new.val();
+                    }
+                    if self.wp.q.val().get_bits::<2>(0) == 1 {
+                        self.e1.d.next = self.dsc.q.val();
+                        self.eg1.d.next = self.g_new.val();
+                    }
+                    if self.wp.q.val().get_bits::<2>(0) == 2 {
+                        self.e2.d.next = self.dsc.q.val();
+                        self.eg2.d.next = self.g_new.val();
+                    }
+                    if self.wp.q.val().get_bits::<2>(0) == 3 {
+                        self.e3.d.next = self.dsc.q.val();
+                        self.eg3.d.next = self.g_new.val();
+                    }
+                    self.wp.d.next = self.wp.q.val() + 1;
+                    self.state.d.next = State::Idle;
                 }
-                self.d_ready.d.next = false;
-                self.d_nstep.d.next = 0.into();
-                self.d_n.d.next = 0.into();
-                self.di_i0.d.next = 0.into();
-                self.di_j0.d.next = 0.into();
-                self.di_base.d.next = self.f_c.val();
-                self.di_ptr.d.next = self.f_c.val();
-                self.di_gptr.d.next = self.f_c.val();
-                self.di_end.d.next = false;
-                self.do_i0.d.next = 0.into();
-                self.do_j0.d.next = 0.into();
-                self.do_base.d.next = self.f_d.val();
-                self.do_ptr.d.next = self.f_d.val();
-                self.do_gptr.d.next = self.f_d.val();
-                self.d_col.d.next = 0.into();
-                self.state.d.next = State::Run;
             }
-            State::Run => {
-                if self.abort.q.val() {
-                    self.ls.d.next = LoadState::Idle;
-                    self.cs.d.next = ComputeState::Idle;
-                    self.dst.d.next = DrainState::Idle;
-                    self.state.d.next = State::Abort;
-                } else if (self.ls.q.val() == LoadState::Idle)
-                    & (self.cs.q.val() == ComputeState::Idle)
-                    & (self.dst.q.val() == DrainState::Idle)
+            State::FailWait => {
+                if (self.rp.q.val() == self.wp.q.val())
+                    & !self.ret_pend.q.val()
+                    & !self.abort.q.val()
                 {
-                    self.state.d.next = State::Finish;
-                }
-            }
-            State::Abort => {
-                // A response error: let the transfers in flight finish, then retire.
-                self.ls.d.next = LoadState::Idle;
-                self.cs.d.next = ComputeState::Idle;
-                self.dst.d.next = DrainState::Idle;
-                if !self.rd_busy.val() & !self.wr_busy.val() {
                     self.state.d.next = State::Fail;
                 }
-            }
-            State::Finish => {
-                self.irq_done.next = true;
-                self.state.d.next = State::Idle;
             }
             State::Fail => {
                 self.fail_now.next = true;
@@ -1639,26 +2067,80 @@ impl Logic for Controller {
                 self.state.d.next = State::Idle;
             }
         }
-        // A loader transfer that ended in an error response.
+        // Transfer errors: a loader transfer that ended in an error response, or any write
+        // answered with one (the drain's C reads are checked in its ReadWait).
         if (self.ls.q.val() == LoadState::Data) & !self.rd_busy.val() & self.rd_error.val() {
-            self.code.d.next = 7.into(); // ReadResponse
+            self.dcode.d.next = 7.into(); // ReadResponse
             self.abort.d.next = true;
         }
+        if self.wr_error.val() & !self.abort.q.val() {
+            self.dcode.d.next = 8.into(); // WriteResponse
+            self.abort.d.next = true;
+        }
+        // Retirement: the drain wrote a GEMM's last tile; once every write is answered it is
+        // done.
+        if self.ret_pend.q.val() & self.wr_idle.val() & !self.wr_error.val() & !self.abort.q.val() {
+            self.irq_done.next = true;
+            self.ret_pend.d.next = false;
+            self.rp.d.next = self.rp.q.val() + 1;
+        }
+        // An abort stops every process, lets the transfers in flight finish, and then retires
+        // every descriptor taken from the queue (validated and not yet retired) with the error.
+        self.abort_done.next = self.abort.q.val() & !self.rd_busy.val() & self.wr_idle.val();
+        self.n_abort.next = bit_cast::<32, 3>(self.wp.q.val() - self.rp.q.val());
+        if self.abort.q.val() {
+            self.ls.d.next = LoadState::Idle;
+            self.cs.d.next = ComputeState::Idle;
+            self.dst.d.next = DrainState::Idle;
+        }
+        if self.abort_done.val() {
+            self.abort.d.next = false;
+            self.wr_clear_error.next = true;
+            self.rp.d.next = self.wp.q.val();
+            self.lp.d.next = self.wp.q.val();
+            self.cp.d.next = self.wp.q.val();
+            self.ip.d.next = self.wp.q.val();
+            self.dop.d.next = self.wp.q.val();
+        }
+        if self.abort_done.val() | self.reset.val() {
+            self.ret_pend.d.next = false;
+            self.d_chained.d.next = 0.into();
+            self.d_newin.d.next = false;
+            self.d_newout.d.next = false;
+            self.d_ready.d.next = false;
+            self.l_njob.d.next = 0.into();
+            self.l_nready.d.next = 0.into();
+            self.l_afirst.d.next = 0.into();
+            self.l_ahalf.d.next = true;
+            self.c_ndone.d.next = 0.into();
+            self.c_ahalf.d.next = true;
+            self.c_bhalf.d.next = false;
+        }
 
-        // Retirement, errors and interrupts.
+        // Retirement counts, errors and interrupts.
         self.irq_set.next = 0.into();
         if self.irq_done.val() {
             self.irq_set.next = 1.into();
         }
-        if self.fail_now.val() | self.reject.val() {
+        if self.fail_now.val()
+            | self.reject.val()
+            | (self.abort_done.val() & (self.n_abort.val() != 0))
+        {
             self.irq_set.next = 2.into();
         }
         if self.irq_done.val() | self.fail_now.val() {
             self.n_completed.d.next = self.n_completed.q.val() + 1;
         }
+        if self.abort_done.val() {
+            self.n_completed.d.next = self.n_completed.q.val() + self.n_abort.val();
+        }
         if self.fail_now.val() {
             self.last_error.d.next = self.code.q.val();
             self.n_errors.d.next = self.n_errors.q.val() + 1;
+        }
+        if self.abort_done.val() & (self.n_abort.val() != 0) {
+            self.last_error.d.next = self.dcode.q.val();
+            self.n_errors.d.next = self.n_errors.q.val() + self.n_abort.val();
         }
         if self.reject.val() {
             self.last_error.d.next = 9.into(); // QueueFull
@@ -1666,11 +2148,17 @@ impl Logic for Controller {
             if self.fail_now.val() {
                 self.n_errors.d.next = self.n_errors.q.val() + 2;
             }
+            if self.abort_done.val() {
+                self.n_errors.d.next = self.n_errors.q.val() + self.n_abort.val() + 1;
+            }
         }
+        self.busy_any.next = (self.state.q.val() != State::Idle)
+            | (self.rp.q.val() != self.wp.q.val())
+            | self.abort.q.val();
 
         // Performance counters: every busy cycle is a product round's cycle, or the array
         // waiting for operands (read), for the drain (write), or for anything else.
-        if self.state.q.val() != State::Idle {
+        if self.busy_any.val() {
             self.c_busy.d.next = self.c_busy.q.val() + 1;
             if (self.cs.q.val() == ComputeState::Round) & self.go.val() {
                 // rv·cv useful MACs per k step (once per round).
@@ -1684,9 +2172,7 @@ impl Logic for Controller {
                 & self.c_first.q.val()
                 & !self.d_ready.q.val())
                 | (self.cs.q.val() == ComputeState::FlushWait)
-                | ((self.state.q.val() == State::Run)
-                    & (self.cs.q.val() == ComputeState::Idle)
-                    & (self.dst.q.val() != DrainState::Idle))
+                | ((self.cs.q.val() == ComputeState::Idle) & (self.dst.q.val() != DrainState::Idle))
             {
                 self.c_write.d.next = self.c_write.q.val() + 1;
             } else {
@@ -1702,7 +2188,7 @@ impl Logic for Controller {
         }
         self.status.next = (bit_cast::<32, 8>(self.last_error.q.val()) << 16)
             | (bit_cast::<32, 8>(self.q_free.val()) << 8);
-        if self.state.q.val() != State::Idle {
+        if self.busy_any.val() {
             self.status.next = (bit_cast::<32, 8>(self.last_error.q.val()) << 16)
                 | (bit_cast::<32, 8>(self.q_free.val()) << 8)
                 | 1;
@@ -1718,6 +2204,13 @@ impl Logic for Controller {
 
         if self.reset.val() {
             self.state.d.next = State::Idle;
+            self.wp.d.next = 0.into();
+            self.rp.d.next = 0.into();
+            self.lp.d.next = 0.into();
+            self.cp.d.next = 0.into();
+            self.ip.d.next = 0.into();
+            self.dop.d.next = 0.into();
+            self.wr_clear_error.next = true;
             self.ls.d.next = LoadState::Idle;
             self.cs.d.next = ComputeState::Idle;
             self.dst.d.next = DrainState::Idle;

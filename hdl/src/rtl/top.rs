@@ -97,7 +97,10 @@ pub struct Accelerator<const AW: usize> {
     core: ArrayCore<AW>,
     rd: DmaRead,
     wr: DmaWrite,
-    conv: OutConv,
+    conv0: OutConv,
+    conv1: OutConv,
+    conv2: OutConv,
+    conv3: OutConv,
 }
 
 impl<const AW: usize> Accelerator<AW> {
@@ -122,7 +125,10 @@ impl<const AW: usize> Accelerator<AW> {
             core: ArrayCore::new(config.rows, config.cols, config.interleave),
             rd: DmaRead::new(config.max_burst),
             wr: DmaWrite::default(),
-            conv: OutConv::default(),
+            conv0: OutConv::default(),
+            conv1: OutConv::default(),
+            conv2: OutConv::default(),
+            conv3: OutConv::default(),
         }
     }
 }
@@ -174,6 +180,7 @@ impl<const AW: usize> Logic for Accelerator<AW> {
 
         // Controller → array.
         self.core.prec.next = self.ctrl.prec.val();
+        self.core.wprec.next = self.ctrl.wprec.val();
         self.core.a_we.next = self.ctrl.a_we.val();
         self.core.a_wsel.next = self.ctrl.a_wsel.val();
         self.core.a_waddr.next = bit_cast::<AW, 16>(self.ctrl.a_waddr.val());
@@ -212,21 +219,44 @@ impl<const AW: usize> Logic for Accelerator<AW> {
         self.ctrl.rd_beat_valid.next = self.rd.beat_valid.val();
         self.ctrl.rd_beat_data.next = self.rd.beat_data.val();
 
-        // Array drain → output conversion → DMA write.
-        self.conv.code.next = self.ctrl.oc_code.val();
-        self.conv.is_float.next = self.ctrl.oc_float.val();
-        self.conv.acc.next = self.core.out_data.val();
-        self.conv.rq_mult.next = self.ctrl.rq_mult.val();
-        self.conv.rq_shift.next = self.ctrl.rq_shift.val();
-        self.conv.rq_zp.next = self.ctrl.rq_zp.val();
+        // Array drain → output conversion (four lanes) → DMA write.
+        self.conv0.code.next = self.ctrl.oc_code.val();
+        self.conv0.is_float.next = self.ctrl.oc_float.val();
+        self.conv0.acc.next = self.core.out_data.val().get_bits::<32>(0);
+        self.conv0.rq_mult.next = self.ctrl.rq_mult.val();
+        self.conv0.rq_shift.next = self.ctrl.rq_shift.val();
+        self.conv0.rq_zp.next = self.ctrl.rq_zp.val();
+        self.conv1.code.next = self.ctrl.oc_code.val();
+        self.conv1.is_float.next = self.ctrl.oc_float.val();
+        self.conv1.acc.next = self.core.out_data.val().get_bits::<32>(32);
+        self.conv1.rq_mult.next = self.ctrl.rq_mult.val();
+        self.conv1.rq_shift.next = self.ctrl.rq_shift.val();
+        self.conv1.rq_zp.next = self.ctrl.rq_zp.val();
+        self.conv2.code.next = self.ctrl.oc_code.val();
+        self.conv2.is_float.next = self.ctrl.oc_float.val();
+        self.conv2.acc.next = self.core.out_data.val().get_bits::<32>(64);
+        self.conv2.rq_mult.next = self.ctrl.rq_mult.val();
+        self.conv2.rq_shift.next = self.ctrl.rq_shift.val();
+        self.conv2.rq_zp.next = self.ctrl.rq_zp.val();
+        self.conv3.code.next = self.ctrl.oc_code.val();
+        self.conv3.is_float.next = self.ctrl.oc_float.val();
+        self.conv3.acc.next = self.core.out_data.val().get_bits::<32>(96);
+        self.conv3.rq_mult.next = self.ctrl.rq_mult.val();
+        self.conv3.rq_shift.next = self.ctrl.rq_shift.val();
+        self.conv3.rq_zp.next = self.ctrl.rq_zp.val();
         self.wr.start.next = self.ctrl.wr_start.val();
         self.wr.addr.next = self.ctrl.wr_addr.val();
         self.wr.count.next = self.ctrl.wr_count.val();
         self.wr.esz.next = self.ctrl.wr_esz.val();
-        self.wr.clear_error.next = self.ctrl.wr_start.val();
         self.wr.in_valid.next = true;
-        self.wr.in_data.next = bit_cast::<128, 32>(self.conv.out.val());
+        self.wr.in_data.next = (bit_cast::<128, 32>(self.conv3.out.val()) << 96)
+            | (bit_cast::<128, 32>(self.conv2.out.val()) << 64)
+            | (bit_cast::<128, 32>(self.conv1.out.val()) << 32)
+            | bit_cast::<128, 32>(self.conv0.out.val());
+        self.wr.clear_error.next = self.ctrl.wr_clear_error.val();
         self.ctrl.wr_busy.next = self.wr.busy.val();
+        self.ctrl.wr_can_start.next = self.wr.can_start.val();
+        self.ctrl.wr_idle.next = self.wr.idle.val();
         self.ctrl.wr_error.next = self.wr.error.val();
         self.ctrl.wr_index.next = self.wr.in_index.val();
 
@@ -292,7 +322,7 @@ mod tests {
             acc.connect_all();
             let mut h = Harness {
                 acc,
-                mem: Memory::new(1 << 16),
+                mem: Memory::new(1 << 18),
                 cycles: 0,
             };
             h.acc.reset.next = true;
@@ -412,8 +442,65 @@ mod tests {
         h.write(regmap::DOORBELL, 1);
     }
 
+    /// A GEMM whose operands are in memory: its descriptor and the D rows it must produce.
+    struct Prepared {
+        spec: GemmSpec,
+        desc: Desc,
+        d_at: usize,
+        ldd: usize,
+        want: Vec<u8>,
+    }
+
     /// Runs one GEMM with strided operands at fixed addresses and compares D with golden.
     fn gemm_case(h: &mut Harness, spec: GemmSpec, seed: u64) {
+        gemm_stream(h, &[(spec, seed)]);
+    }
+
+    /// Puts every GEMM's operands in its own 32 KiB region, rings all doorbells back to back
+    /// (so that each GEMM's loads, rounds and start values overlap the previous one's last
+    /// tiles), waits for all and compares every D, and every byte outside them, with golden.
+    fn gemm_stream(h: &mut Harness, gemms: &[(GemmSpec, u64)]) {
+        let prepared: Vec<Prepared> = gemms
+            .iter()
+            .enumerate()
+            .map(|(i, &(spec, seed))| prepare(h, spec, seed, i * 0x8000))
+            .collect();
+        let before = h.mem.bytes.clone();
+        let done_before = h.read(regmap::COMPLETED);
+        let errors_before = h.read(regmap::ERRORS);
+        for p in &prepared {
+            submit(h, &p.desc);
+        }
+        h.wait_completed(done_before + prepared.len() as u32, 400_000);
+        assert_eq!(
+            h.read(regmap::ERRORS),
+            errors_before,
+            "a GEMM of {gemms:?} failed"
+        );
+        let mut expected_mem = before;
+        for p in &prepared {
+            let (m, n, ob) = (p.spec.m, p.spec.n, p.spec.output.bytes());
+            for i in 0..m {
+                let got = &h.mem.bytes[p.d_at + i * p.ldd..][..n * ob];
+                assert_eq!(
+                    got,
+                    &p.want[i * n * ob..][..n * ob],
+                    "row {i} of {:?}",
+                    p.spec
+                );
+                expected_mem[p.d_at + i * p.ldd..][..n * ob]
+                    .copy_from_slice(&p.want[i * n * ob..][..n * ob]);
+            }
+        }
+        assert!(
+            h.mem.bytes == expected_mem,
+            "bytes outside D changed for {gemms:?}"
+        );
+    }
+
+    /// Writes a GEMM's operands at `base` (rows starting anywhere in a beat) and computes the
+    /// golden D.
+    fn prepare(h: &mut Harness, spec: GemmSpec, seed: u64, base: usize) -> Prepared {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let eb = spec.precision.operand_bytes();
         let ob = spec.output.bytes();
@@ -423,8 +510,11 @@ mod tests {
         // Operands at element-aligned but not beat-aligned addresses (varied by the seed), so
         // rows start anywhere in a beat.
         let s = seed as usize;
-        let (a_at, b_at) = (0x0100 + eb * (s % 8), 0x2000 + eb * (s / 2 % 8));
-        let (c_at, d_at) = (0x4000 + 4 * (s % 4), 0x6000 + ob * (s % 5));
+        let (a_at, b_at) = (
+            base + 0x0100 + eb * (s % 8),
+            base + 0x2000 + eb * (s / 2 % 8),
+        );
+        let (c_at, d_at) = (base + 0x4000 + 4 * (s % 4), base + 0x6000 + ob * (s % 5));
         let elem = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
             match spec.precision.operand_format() {
                 None => vec![rng.random::<u8>()],
@@ -458,7 +548,6 @@ mod tests {
                 c.extend(v.to_le_bytes());
             }
         }
-        let before = h.mem.bytes.clone();
         let mut want = vec![0u8; spec.d_bytes()];
         reference::gemm(&spec, &a, &b, spec.accumulate.then_some(&c[..]), &mut want).unwrap();
         let (prec, out, rq) = match (spec.precision, spec.output) {
@@ -478,34 +567,22 @@ mod tests {
                 Requant::SATURATE,
             ),
         };
-        let done_before = h.read(regmap::COMPLETED);
-        let errors_before = h.read(regmap::ERRORS);
-        submit(
-            h,
-            &desc(
-                prec,
-                out,
-                spec.accumulate,
-                (a_at as u32, b_at as u32, c_at as u32, d_at as u32),
-                (m as u32, n as u32, k as u32),
-                (lda as u32, ldb as u32, ldc as u32, ldd as u32),
-                rq,
-            ),
+        let desc = desc(
+            prec,
+            out,
+            spec.accumulate,
+            (a_at as u32, b_at as u32, c_at as u32, d_at as u32),
+            (m as u32, n as u32, k as u32),
+            (lda as u32, ldb as u32, ldc as u32, ldd as u32),
+            rq,
         );
-        h.wait_completed(done_before + 1, 200_000);
-        assert_eq!(h.read(regmap::ERRORS), errors_before, "{spec:?} failed");
-        let mut expected_mem = before;
-        for i in 0..m {
-            expected_mem[d_at + i * ldd..][..n * ob].copy_from_slice(&want[i * n * ob..][..n * ob]);
+        Prepared {
+            spec,
+            desc,
+            d_at,
+            ldd,
+            want,
         }
-        for i in 0..m {
-            let got = &h.mem.bytes[d_at + i * ldd..][..n * ob];
-            assert_eq!(got, &want[i * n * ob..][..n * ob], "row {i} of {spec:?}");
-        }
-        assert!(
-            h.mem.bytes == expected_mem,
-            "bytes outside D changed for {spec:?}"
-        );
     }
 
     #[test]
@@ -660,6 +737,47 @@ mod tests {
                 | u64::from(h.read(regmap::PERF_MACS_HI)) << 32;
             assert_eq!(got, macs as u64, "useful MACs counted per tile");
         }
+    }
+
+    /// Descriptors rung back to back run as one stream: the loader goes on to the next GEMM's
+    /// operands, the drain brings in its first start values while the previous GEMM's last
+    /// tiles compute and leave, and each retires in order. Neighbours differ in precision
+    /// (B rows laid out differently), column groups, C or none, output format, and size (one
+    /// tile or many, resident or chunked K); a stream of one-tile GEMMs chains every GEMM.
+    #[test]
+    fn back_to_back_gemms_overlap_and_retire_in_order() {
+        let mut h = Harness::new(&config());
+        let tile_rows = 2 * 2;
+        let mut specs = Vec::new();
+        let mut s = GemmSpec::new(Precision::Bf16, 2 * tile_rows + 1, 7, 5);
+        s.accumulate = true;
+        specs.push(s);
+        let mut s = GemmSpec::new(Precision::Int8, 2, 5, 3);
+        s.output = OutputFormat::I8(Requant {
+            multiplier: 3 << 18,
+            shift: 20,
+            zero_point: -2,
+        });
+        specs.push(s);
+        let mut s = GemmSpec::new(Precision::Fp16, 1, 2, 20);
+        s.output = OutputFormat::Fp16;
+        specs.push(s);
+        let mut s = GemmSpec::new(Precision::Int8, tile_rows + 2, 4, 17);
+        s.accumulate = true;
+        specs.push(s);
+        let mut s = GemmSpec::new(Precision::Bf16, 3, 3, 1);
+        s.output = OutputFormat::Bf16;
+        specs.push(s);
+        let gemms: Vec<(GemmSpec, u64)> = specs.into_iter().zip(300..).collect();
+        gemm_stream(&mut h, &gemms);
+        // Single-tile GEMMs only: every one after the first is chained.
+        let mut ones = Vec::new();
+        for i in 0..6u64 {
+            let mut s = GemmSpec::new([Precision::Bf16, Precision::Int8][i as usize % 2], 3, 3, 2);
+            s.accumulate = i % 3 == 1;
+            ones.push((s, 400 + i));
+        }
+        gemm_stream(&mut h, &ones);
     }
 
     #[test]
