@@ -649,7 +649,10 @@ pub fn markdown() -> String {
          (`regmap::GemmDescriptor::writes()` gives exactly this sequence.)\n\
          4. Wait for `irq` (or poll `COMPLETED`). Each retired descriptor increments `COMPLETED` and \
          sets `IRQ_STATUS.DONE`, or `IRQ_STATUS.ERROR` with the code in `STATUS.LAST_ERROR` (and \
-         increments `ERRORS`). Descriptors retire in queue order.\n\
+         increments `ERRORS`). Descriptors retire in queue order. Ring several doorbells back to back \
+         to let the accelerator overlap each GEMM's start with the previous GEMM's end. A memory \
+         error response retires every descriptor already taken from the queue and not yet retired \
+         with that error (each counts in `COMPLETED` and `ERRORS`).\n\
          5. Write the bits read from `IRQ_STATUS` back to it to clear them.\n"
     );
     s

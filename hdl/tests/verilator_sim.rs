@@ -236,17 +236,21 @@ fn verilated_design_matches_golden() {
 
 /// Array utilization of the Verilated design: useful MACs / (R·C × busy cycles) from the
 /// performance counters, for bf16 GEMMs with f32 output, each checked bit for bit against the
-/// golden model. With `POCFORGE_FULL=1`: 8×8 (buffer halves of 256 k steps) at M = N = K =
-/// 32, 64, 128 and 256 (docs/benchmarks.md); otherwise a 2×2 at 16 and 32. `HDL_EMIT=/path/to/hdl`
-/// emits with another build of the generator (the "before" numbers: a build without
-/// `--interleave` is given none, and `HDL_KDEPTH` sets `--kdepth` for builds that cap it lower).
+/// golden model. Each size runs alone (from doorbell to interrupt: the first load and the last
+/// drain are not hidden) and as a stream of S GEMMs rung back to back (distinct operands); the
+/// steady state is the cost of each GEMM after the first: (busy(S) − busy(1)) / (S − 1). The
+/// small default runs nine, so that the controller's FIFO pointers (mod 8) wrap.
+/// With `POCFORGE_FULL=1`: 8×8 (buffer halves of 256 k steps) at M = N = K = 32, 64, 128 and 256
+/// (docs/benchmarks.md); otherwise a 2×2 at 16 and 32. `HDL_EMIT=/path/to/hdl` emits with
+/// another build of the generator (the "before" numbers: a build without `--interleave` is
+/// given none, and `HDL_KDEPTH` sets `--kdepth` for builds that cap it lower).
 #[test]
 fn utilization_on_square_gemms() {
     let full = std::env::var_os("POCFORGE_FULL").is_some();
-    let (rows, sizes): (usize, &[usize]) = if full {
-        (8, &[32, 64, 128, 256])
+    let (rows, sizes): (usize, &[(usize, usize)]) = if full {
+        (8, &[(32, 8), (64, 8), (128, 4), (256, 2)])
     } else {
-        (2, &[16, 32])
+        (2, &[(16, 9), (32, 3)])
     };
     let own = env!("CARGO_BIN_EXE_hdl").to_owned();
     let emitter = std::env::var("HDL_EMIT").unwrap_or_else(|_| own.clone());
@@ -254,56 +258,104 @@ fn utilization_on_square_gemms() {
         std::env::var("HDL_KDEPTH").unwrap_or_else(|_| if full { "256" } else { "16" }.to_owned());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vsim-util-{rows}x{rows}"));
     let r = rows.to_string();
-    let mut args = vec!["--rows", &r, "--cols", &r, "--precisions", "int8,bf16"];
+    // A queue of 8: with the FIFO of four and the descriptor being validated, a stream of
+    // up to 13 fits even when every doorbell comes before the first GEMM retires (the
+    // script cannot poll QUEUE_FREE like a driver).
+    let mut args = vec![
+        "--rows",
+        &r,
+        "--cols",
+        &r,
+        "--precisions",
+        "int8,bf16",
+        "--queue-depth",
+        "8",
+    ];
     args.extend(["--kdepth", &kdepth]);
     if emitter == own {
         args.extend(["--interleave", "8"]);
     }
     build(&dir, &emitter, &args);
-    for &size in sizes {
-        let mut mem = vec![0u8; 1 << 20];
-        let spec = GemmSpec::new(Precision::Bf16, size, size, size);
-        let (lines, expected, _) = case(&mut mem, spec, size as u64, 0);
+    let counters = [
+        regmap::PERF_BUSY,
+        regmap::PERF_MACS_LO,
+        regmap::PERF_STALL_READ,
+        regmap::PERF_STALL_WRITE,
+        regmap::PERF_STALL_OTHER,
+        regmap::ERRORS,
+    ];
+    // Runs `count` GEMMs of `size`³ back to back; checks every D; returns the counters.
+    let run_stream = |size: usize, count: usize| -> Vec<u64> {
+        let mut mem = vec![0u8; 1 << 22];
         let mut script = vec![format!("w {} 1", regmap::PERF_CTRL)];
-        script.extend(lines);
-        script.push("wait 1".into());
-        let counters = [
-            regmap::PERF_BUSY,
-            regmap::PERF_MACS_LO,
-            regmap::PERF_STALL_READ,
-            regmap::PERF_STALL_WRITE,
-            regmap::PERF_STALL_OTHER,
-            regmap::ERRORS,
-        ];
+        let mut expected = Vec::new();
+        let mut base = 0;
+        for g in 0..count {
+            let spec = GemmSpec::new(Precision::Bf16, size, size, size);
+            let (lines, rows, end) = case(&mut mem, spec, (size * 16 + g) as u64, base);
+            script.extend(lines);
+            expected.extend(rows);
+            base = end;
+        }
+        script.push(format!("wait {count}"));
         script.extend(counters.iter().map(|c| format!("r {c}")));
         std::fs::write(dir.join("mem.bin"), &mem).unwrap();
         std::fs::write(dir.join("script.txt"), script.join("\n") + "\n").unwrap();
         let log = run(Command::new(dir.join("obj/vtop"))
             .arg(&dir)
             .env("VTOP_MAX_CYCLES", "50000000"));
-        let read = |reg: u32| -> u64 {
-            let prefix = format!("r {reg} ");
-            log.lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("register {reg:#x} not in the log: {log}"))
-        };
-        assert_eq!(read(regmap::ERRORS), 0, "the GEMM failed: {log}");
+        let values: Vec<u64> = counters
+            .iter()
+            .map(|reg| {
+                let prefix = format!("r {reg} ");
+                log.lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("register {reg:#x} not in the log: {log}"))
+            })
+            .collect();
+        assert_eq!(values[5], 0, "a GEMM failed: {log}");
         let out = std::fs::read(dir.join("out.bin")).unwrap();
         for (at, bytes) in expected {
             assert_eq!(&out[at..at + bytes.len()], &bytes[..], "D row at {at:#x}");
         }
-        let (busy, macs) = (read(regmap::PERF_BUSY), read(regmap::PERF_MACS_LO));
-        assert_eq!(macs, (size * size * size) as u64, "PERF_MACS counts M·N·K");
-        let util = macs as f64 / ((rows * rows) as f64 * busy as f64);
-        println!(
-            "utilization {rows}x{rows} bf16 M=N=K={size}: {:.2} % ({macs} MACs in {busy} busy cycles; \
-             stalls: read {}, write {}, other {})",
-            100.0 * util,
-            read(regmap::PERF_STALL_READ),
-            read(regmap::PERF_STALL_WRITE),
-            read(regmap::PERF_STALL_OTHER)
+        values
+    };
+    for &(size, stream) in sizes {
+        let macs_one = (size * size * size) as u64;
+        let one = run_stream(size, 1);
+        let many = run_stream(size, stream);
+        assert_eq!(one[1], macs_one, "PERF_MACS counts M·N·K");
+        assert_eq!(
+            many[1],
+            macs_one * stream as u64,
+            "PERF_MACS counts every GEMM"
         );
-        assert!(util > 0.0 && util <= 1.0, "utilization {util} out of range");
+        let peak = (rows * rows) as f64;
+        let util = |macs: u64, busy: u64| 100.0 * macs as f64 / (peak * busy as f64);
+        let per_gemm = (many[0] - one[0]) as f64 / (stream - 1) as f64;
+        let steady = 100.0 * macs_one as f64 / (peak * per_gemm);
+        println!(
+            "utilization {rows}x{rows} bf16 M=N=K={size}: alone {:.2} % ({} busy cycles; stalls: \
+             read {}, write {}, other {}); {stream} back to back {:.2} % ({} busy cycles); \
+             steady state {steady:.2} % ({per_gemm:.0} cycles per GEMM)",
+            util(one[1], one[0]),
+            one[0],
+            one[2],
+            one[3],
+            one[4],
+            util(many[1], many[0]),
+            many[0],
+        );
+        for (macs, busy) in [(one[1], one[0]), (many[1], many[0])] {
+            assert!(
+                busy > 0 && util(macs, busy) <= 100.0,
+                "utilization out of range"
+            );
+        }
+        assert!(
+            steady > 0.0 && steady <= 100.0,
+            "steady state {steady} out of range"
+        );
     }
 }

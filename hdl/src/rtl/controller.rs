@@ -458,6 +458,7 @@ pub struct Controller {
     di_gend: Signal<Local, Bit>,
     do_gend: Signal<Local, Bit>,
     nfifo: Signal<Local, Bits<3>>,
+    ip_next: Signal<Local, Bits<3>>,
     room: Signal<Local, Bit>,
     l_has: Signal<Local, Bit>,
     c_has: Signal<Local, Bit>,
@@ -808,6 +809,7 @@ impl Controller {
             di_gend: Default::default(),
             do_gend: Default::default(),
             nfifo: Default::default(),
+            ip_next: Default::default(),
             room: Default::default(),
             l_has: Default::default(),
             c_has: Default::default(),
@@ -1150,7 +1152,10 @@ impl Logic for Controller {
         // the drain's start values at `ip` and its results at `dop`; they move on in this
         // order, so that the next GEMM's loads, rounds and start values overlap the previous
         // GEMM's last tiles and results.
+        // Pointer arithmetic goes through 3-bit signals: in the Verilog, `ip + 1 != wp` would
+        // be evaluated 32 bits wide and never wrap.
         self.nfifo.next = self.wp.q.val() - self.rp.q.val();
+        self.ip_next.next = self.ip.q.val() + 1;
         self.room.next = self.nfifo.val() < 4;
         self.l_has.next = self.lp.q.val() != self.wp.q.val();
         self.c_has.next = self.cp.q.val() != self.wp.q.val();
@@ -1862,7 +1867,7 @@ impl Logic for Controller {
                                 self.di_i0.q.val() + bit_cast::<32, 16>(self.i_trows.val());
                             self.di_base.d.next = self.di_ptr.q.val();
                             if self.di_mleft.val() <= bit_cast::<32, 16>(self.i_trows.val()) {
-                                if self.ip.q.val() + 1 != self.wp.q.val() {
+                                if self.ip_next.val() != self.wp.q.val() {
                                     self.ip.d.next = self.ip.q.val() + 1;
                                     self.d_newin.d.next = true;
                                     self.chain_inc.next = true;
@@ -2087,7 +2092,7 @@ impl Logic for Controller {
         // An abort stops every process, lets the transfers in flight finish, and then retires
         // every descriptor taken from the queue (validated and not yet retired) with the error.
         self.abort_done.next = self.abort.q.val() & !self.rd_busy.val() & self.wr_idle.val();
-        self.n_abort.next = bit_cast::<32, 3>(self.wp.q.val() - self.rp.q.val());
+        self.n_abort.next = bit_cast::<32, 3>(self.nfifo.val());
         if self.abort.q.val() {
             self.ls.d.next = LoadState::Idle;
             self.cs.d.next = ComputeState::Idle;
