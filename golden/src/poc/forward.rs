@@ -31,6 +31,7 @@ use super::inputs::input_embeddings;
 use super::lanes::{self, Reduction, ROW_LANES};
 use super::math;
 use super::model::{ModelSource, TensorSpec};
+use super::tile::{self, TILE};
 use super::{DeviceError, PocError};
 
 /// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX-512 (or AVX2) when the
@@ -1069,6 +1070,9 @@ simd_fn! {
 /// heads into `qa` (`heads × m × hd`), every key head transposed into `kt` (`heads × hd × s`,
 /// repeated for the query heads sharing it) and every value head into `vb` (`heads × s × hd`).
 /// Queries and keys get Qwen3's per-head RMSNorm (when `norm` is given) and RoPE on the way.
+///
+/// Keys are transposed [`TILE`] positions at a time ([`tile::transpose_u16`]): each block's
+/// rotated keys are collected position-major, then written `hd` rows of [`TILE`] at once.
 fn gather_nonce<H>(
     x: &[u16],
     qa: &mut [u16],
@@ -1082,68 +1086,68 @@ fn gather_nonce<H>(
 ) {
     let AttentionDims { s, hd, heads, kv_heads, q_dim, kv_dim } = dims;
     let (width, group, m) = (q_dim + 2 * kv_dim, heads / kv_heads, queries.len());
-    let mut work = HeadWork {
-        decoded: vec![0f32; hd],
-        normed: vec![0u16; hd],
-    };
-    let mut key = vec![0u16; hd];
+    let mut normed = vec![0u16; hd];
+    // One block's rotated keys: kv head, then position in the block, then element.
+    let mut keys = vec![0u16; kv_heads * TILE * hd];
     let mut t = 0; // the next query (ascending positions)
-    for (j, row) in x.chunks_exact(width).enumerate() {
-        for kvh in 0..kv_heads {
-            let k = &row[q_dim + kvh * hd..][..hd];
-            work.norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut key);
-            let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
-            for head in kvh * group..(kvh + 1) * group {
-                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
-                for (e, &ke) in key.iter().enumerate() {
-                    kt[e * s + j] = ke;
+    for (block, rows) in x.chunks(TILE * width).enumerate() {
+        let j0 = block * TILE;
+        let n = rows.len() / width;
+        for (r, row) in rows.chunks_exact(width).enumerate() {
+            let j = j0 + r;
+            for kvh in 0..kv_heads {
+                let k = &row[q_dim + kvh * hd..][..hd];
+                let key = &mut keys[(kvh * TILE + r) * hd..][..hd];
+                norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut normed, key);
+                let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
+                vb[(kvh * group * s + j) * hd..][..hd].copy_from_slice(v);
+            }
+            if queries.get(t) == Some(&j) {
+                for head in 0..heads {
+                    let q = &row[head * hd..][..hd];
+                    let out = &mut qa[(head * m + t) * hd..][..hd];
+                    norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, &mut normed, out);
                 }
-                vb[(head * s + j) * hd..][..hd].copy_from_slice(v);
+                t += 1;
             }
         }
-        if queries.get(t) == Some(&j) {
-            for head in 0..heads {
-                let q = &row[head * hd..][..hd];
-                let out = &mut qa[(head * m + t) * hd..][..hd];
-                work.norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, out);
-            }
-            t += 1;
+        for kvh in 0..kv_heads {
+            let block_keys = &keys[kvh * TILE * hd..][..n * hd];
+            let head_kt = &mut kt[kvh * group * hd * s..][..hd * s];
+            tile::transpose_u16(block_keys, n, hd, &mut head_kt[j0..], s);
+        }
+    }
+    // Query heads sharing a key/value head (grouped-query attention) get copies of its blocks.
+    for kvh in 0..kv_heads {
+        let first = kvh * group;
+        for head in first + 1..first + group {
+            kt.copy_within(first * hd * s..(first + 1) * hd * s, head * hd * s);
+            vb.copy_within(first * s * hd..(first + 1) * s * hd, head * s * hd);
         }
     }
 }
 }
 
-/// Buffers for [`HeadWork::norm_rope`].
-struct HeadWork {
-    decoded: Vec<f32>,
-    normed: Vec<u16>,
-}
-
-impl HeadWork {
-    /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3), then
-    /// RoPE, into `out`.
-    #[inline(always)]
-    fn norm_rope<H: Half>(
-        &mut self,
-        head: &[u16],
-        pos: usize,
-        norm: Option<&[f32]>,
-        eps: f32,
-        rope: &RopeTable,
-        out: &mut [u16],
-    ) {
-        let source = match norm {
-            Some(w) => {
-                rmsnorm_into::<H>(head, head.len(), w, eps, &mut self.normed);
-                &self.normed[..]
-            }
-            None => head,
-        };
-        for (xi, &b) in self.decoded.iter_mut().zip(source) {
-            *xi = H::decode(b);
+/// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3, into
+/// `normed`), then RoPE, into `out`.
+#[inline(always)]
+fn norm_rope<H: Half>(
+    head: &[u16],
+    pos: usize,
+    norm: Option<&[f32]>,
+    eps: f32,
+    rope: &RopeTable,
+    normed: &mut [u16],
+    out: &mut [u16],
+) {
+    let source = match norm {
+        Some(w) => {
+            rmsnorm_into::<H>(head, head.len(), w, eps, normed);
+            &normed[..]
         }
-        rope.apply::<H>(pos, &self.decoded, out);
-    }
+        None => head,
+    };
+    rope.apply::<H>(pos, source, out);
 }
 
 /// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
@@ -1169,29 +1173,59 @@ impl RopeTable {
         RopeTable { half, cos, sin }
     }
 
-    /// Rotates one head (rotate-half convention) from `x` (decoded) into `out` (dtype bits).
+    /// Rotates one head (rotate-half convention) from `x` into `out` (both dtype bits).
+    ///
+    /// The values are decoded in registers, [`ROPE_LANES`] at a time, rather than into a buffer
+    /// first (loading a buffer just written in narrower pieces stalls: no store forwarding);
+    /// fixed-size arrays make the compiler keep every step in vector registers. The operations
+    /// on each element are those of rule 5, so the bits are the same.
     #[inline(always)]
-    fn apply<H: Half>(&self, pos: usize, x: &[f32], out: &mut [u16]) {
+    fn apply<H: Half>(&self, pos: usize, x: &[u16], out: &mut [u16]) {
         let h = self.half;
         let (cos, sin) = (
             &self.cos[pos * h..(pos + 1) * h],
             &self.sin[pos * h..(pos + 1) * h],
         );
-        let r = |v: f32| H::decode(H::round(v));
         let (x1, x2) = x.split_at(h);
         let (o1, o2) = out.split_at_mut(h);
-        // Zipped iterators rather than indices: no bounds checks, so the loops vectorise.
-        for ((((o1, o2), (&a, &b)), &c), &s) in o1
-            .iter_mut()
-            .zip(o2.iter_mut())
-            .zip(x1.iter().zip(x2))
-            .zip(cos)
-            .zip(sin)
-        {
-            *o1 = H::round(r(a * c) - r(b * s));
-            *o2 = H::round(r(b * c) + r(a * s));
+        let full = h / ROPE_LANES * ROPE_LANES;
+        for i in (0..full).step_by(ROPE_LANES) {
+            let lanes = ROPE_LANES;
+            let xa: &[u16; ROPE_LANES] = x1[i..i + lanes].try_into().expect("lanes");
+            let xb: &[u16; ROPE_LANES] = x2[i..i + lanes].try_into().expect("lanes");
+            let c: &[f32; ROPE_LANES] = cos[i..i + lanes].try_into().expect("lanes");
+            let s: &[f32; ROPE_LANES] = sin[i..i + lanes].try_into().expect("lanes");
+            let oa: &mut [u16; ROPE_LANES] = (&mut o1[i..i + lanes]).try_into().expect("lanes");
+            let ob: &mut [u16; ROPE_LANES] = (&mut o2[i..i + lanes]).try_into().expect("lanes");
+            for k in 0..ROPE_LANES {
+                let (a, b) = (H::decode(xa[k]), H::decode(xb[k]));
+                oa[k] = rope_first::<H>(a, b, c[k], s[k]);
+                ob[k] = rope_second::<H>(a, b, c[k], s[k]);
+            }
+        }
+        for i in full..h {
+            let (a, b) = (H::decode(x1[i]), H::decode(x2[i]));
+            o1[i] = rope_first::<H>(a, b, cos[i], sin[i]);
+            o2[i] = rope_second::<H>(a, b, cos[i], sin[i]);
         }
     }
+}
+
+/// Elements [`RopeTable::apply`] rotates at once (one AVX-512 vector of `f32`).
+const ROPE_LANES: usize = 16;
+
+/// Rule 5's first half: `round(round(a·c) − round(b·s))`.
+#[inline(always)]
+fn rope_first<H: Half>(a: f32, b: f32, c: f32, s: f32) -> u16 {
+    let r = |v: f32| H::decode(H::round(v));
+    H::round(r(a * c) - r(b * s))
+}
+
+/// Rule 5's second half: `round(round(b·c) + round(a·s))`.
+#[inline(always)]
+fn rope_second<H: Half>(a: f32, b: f32, c: f32, s: f32) -> u16 {
+    let r = |v: f32| H::decode(H::round(v));
+    H::round(r(b * c) + r(a * s))
 }
 
 #[cfg(test)]
