@@ -167,10 +167,21 @@ struct AttentionScratch {
     out: Vec<u16>,
 }
 
-/// `buf` resized to `len`, reusing its allocation, for a caller that overwrites every element
-/// before reading any (a device output, a row-by-row result): what it held is left in place
-/// rather than cleared, which on the `small` preset was a tenth of the host's time.
+/// The first `len` elements of `buf`, for a caller that overwrites every one of them before
+/// reading any (a device output, a row-by-row result). What it held is left in place rather
+/// than cleared (clearing was a tenth of the host's time on the `small` preset), and the buffer
+/// only ever grows: shrinking it for the last layer's few rows and growing it back for the next
+/// batch filled megabytes with zeros per batch.
 fn overwritten<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    &mut buf[..len]
+}
+
+/// `buf` resized to exactly `len` (growing fills with zeros), for a buffer whose length is
+/// handed on: the input embeddings swapped between the background thread and the forward.
+fn resized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     buf.resize(len, T::default());
     buf
 }
@@ -376,7 +387,7 @@ impl<D: MatmulDevice> Engine<D> {
                         };
                         if let Some(next) = next {
                             let len = next.len() * params.seq_len * d;
-                            embed_into(overwritten(&mut buf, len), params, next, d, dt);
+                            embed_into(resized(&mut buf, len), params, next, d, dt);
                         }
                         Background {
                             artifacts,
@@ -484,7 +495,7 @@ impl<D: MatmulDevice> Engine<D> {
         match inputs {
             Some(inputs) if inputs.len() == nonces.len() * s * d => std::mem::swap(h, inputs),
             _ => {
-                let h_rows = overwritten(h, nonces.len() * s * d);
+                let h_rows = resized(h, nonces.len() * s * d);
                 par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
                     embed_into(h, p, nonces, d, dt);
                 });
@@ -494,46 +505,58 @@ impl<D: MatmulDevice> Engine<D> {
         let nb = nonces.len();
         let f = c.intermediate_size;
         let qkv_width = c.q_dim() + 2 * c.kv_dim();
+        // Rows of `h` still computed: every position, then only the last one in the last layer
+        // (`h` itself keeps its length, so it can be handed on whole).
+        let mut rows = nb * s;
         for li in 0..self.layers.len() {
             let last = li + 1 == self.layers.len();
-            let rows = h.len() / d;
             // Attention block.
             let layer = &self.layers[li];
             let (qkv_handle, o_handle) = (layer.qkv, layer.o);
             if li == 0 {
                 // Later layers get their input norm from the previous layer's last pass.
-                par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+                let xn = overwritten(xn, rows * d);
+                par_rmsnorm(
+                    host,
+                    &h[..rows * d],
+                    d,
+                    &layer.input_norm,
+                    c.rms_norm_eps,
+                    dt,
+                    xn,
+                );
             }
-            overwritten(qkv, rows * qkv_width);
-            self.on_device(|dev| dev.matmul_weight(qkv_handle, xn, rows, out(dt, qkv)))?;
+            let qkv = overwritten(qkv, rows * qkv_width);
+            let xn_rows = &xn[..rows * d];
+            self.on_device(|dev| dev.matmul_weight(qkv_handle, xn_rows, rows, out(dt, qkv)))?;
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
                 for b in 0..nb {
                     h.copy_within(((b + 1) * s - 1) * d..(b + 1) * s * d, b * d);
                 }
-                h.truncate(nb * d);
+                rows = nb;
             }
-            let rows = h.len() / d;
+            let h = &mut h[..rows * d];
             self.attention(host, attention, qkv, s, li, &rope)?;
-            overwritten(o, rows * d);
-            let attn = &attention.out;
+            let o = overwritten(o, rows * d);
+            let attn = &attention.out[..rows * c.q_dim()];
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
             // Residual add and the MLP block's RMSNorm, in one pass over `h`.
             let layer = &self.layers[li];
             let (gate_up_handle, down_handle) = (layer.gate_up, layer.down);
             let (post_norm, eps) = (&layer.post_norm, c.rms_norm_eps);
-            let xn_rows = overwritten(xn, h.len());
-            par_rows_pair(host, h, xn_rows, d, o, |h, xn, o| {
+            let xn = overwritten(xn, rows * d);
+            par_rows_pair(host, h, xn, d, o, |h, xn, o| {
                 with_half!(dt, H => residual_rmsnorm_into::<H>(h, o, d, post_norm, eps, xn));
             });
-            overwritten(gu, rows * 2 * f);
+            let gu = overwritten(gu, rows * 2 * f);
             self.on_device(|dev| dev.matmul_weight(gate_up_handle, xn, rows, out(dt, gu)))?;
-            let act_rows = overwritten(act, rows * f);
+            let act = overwritten(act, rows * f);
             let silu = &self.silu.0;
-            par_rows(host, act_rows, f, gu, 2 * f, |act, gu| {
+            par_rows(host, act, f, gu, 2 * f, |act, gu| {
                 with_half!(dt, H => swiglu::<H>(act, gu, f, silu));
             });
-            overwritten(down, rows * d);
+            let down = overwritten(down, rows * d);
             self.on_device(|dev| dev.matmul_weight(down_handle, act, rows, out(dt, down)))?;
             // Residual add, the network's layer reflection, and the next RMSNorm.
             let v = &round.reflections[li];
@@ -541,8 +564,7 @@ impl<D: MatmulDevice> Engine<D> {
                 Some(next) => &next.input_norm,
                 None => &self.final_norm,
             };
-            let xn_rows = overwritten(xn, h.len());
-            par_rows_pair(host, h, xn_rows, d, down, |h, xn, down| {
+            par_rows_pair(host, h, xn, d, down, |h, xn, down| {
                 with_half!(dt, H => residual_reflect_rmsnorm_into::<H>(h, down, d, v, next_norm, eps, xn));
             });
         }
@@ -671,7 +693,10 @@ impl<D: MatmulDevice> Engine<D> {
                 for head in 0..heads {
                     for t in 0..m {
                         let src = (head * m + t) * hd;
-                        attn[t * q_dim + head * hd..][..hd].copy_from_slice(&ctx[src..src + hd]);
+                        copy_row(
+                            &mut attn[t * q_dim + head * hd..][..hd],
+                            &ctx[src..src + hd],
+                        );
                     }
                 }
             }
@@ -944,7 +969,7 @@ fn par_rows<O: Send, I: Sync>(
     }
 }
 
-/// [`rmsnorm_into`] split over threads, into `out` (resized to `x`'s length).
+/// [`rmsnorm_into`] split over threads, into `out` (as long as `x`).
 fn par_rmsnorm(
     threads: &HostPool,
     x: &[u16],
@@ -952,9 +977,8 @@ fn par_rmsnorm(
     weight: &[f32],
     eps: f32,
     dt: Dtype,
-    out: &mut Vec<u16>,
+    out: &mut [u16],
 ) {
-    let out = overwritten(out, x.len());
     par_rows(threads, out, width, x, width, |o, x| {
         with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, o));
     });
@@ -1100,7 +1124,7 @@ fn gather_nonce<H>(
                 let key = &mut keys[(kvh * TILE + r) * hd..][..hd];
                 norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut normed, key);
                 let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
-                vb[(kvh * group * s + j) * hd..][..hd].copy_from_slice(v);
+                copy_row(&mut vb[(kvh * group * s + j) * hd..][..hd], v);
             }
             if queries.get(t) == Some(&j) {
                 for head in 0..heads {
@@ -1127,6 +1151,29 @@ fn gather_nonce<H>(
     }
 }
 }
+
+/// `dst.copy_from_slice(src)` for one head's row (`hd` values), without the call into the C
+/// library's `memmove` a copy of run-time length becomes (at 64 bytes its dispatch costs more
+/// than the copy): whole [`COPY_LANES`]-value chunks are fixed-size array copies, which compile
+/// to vector moves.
+#[inline(always)]
+fn copy_row(dst: &mut [u16], src: &[u16]) {
+    assert_eq!(dst.len(), src.len(), "rows of equal length");
+    let (mut to, mut from) = (
+        dst.chunks_exact_mut(COPY_LANES),
+        src.chunks_exact(COPY_LANES),
+    );
+    for (to, from) in (&mut to).zip(&mut from) {
+        let to: &mut [u16; COPY_LANES] = to.try_into().expect("COPY_LANES values");
+        *to = from.try_into().expect("COPY_LANES values");
+    }
+    for (to, &from) in to.into_remainder().iter_mut().zip(from.remainder()) {
+        *to = from;
+    }
+}
+
+/// Values [`copy_row`] moves at once (one 256-bit vector).
+const COPY_LANES: usize = 16;
 
 /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3, into
 /// `normed`), then RoPE, into `out`.
