@@ -1374,6 +1374,68 @@ mod tests {
         check::<F16T>(Dtype::F16);
     }
 
+    /// Rule 4 for one row alone, the maximum and the sum one term after the other, as the
+    /// forward computed it before rows ran side by side.
+    fn softmax_one_row<H: Half>(scores: &[f32], len: usize, scale: f32) -> Vec<u16> {
+        let mut m = f32::NEG_INFINITY;
+        for &t in &scores[..len] {
+            let y = t * scale;
+            if y > m {
+                m = y;
+            }
+        }
+        let e: Vec<f32> = scores[..len]
+            .iter()
+            .map(|&t| math::exp_f32(t * scale - m))
+            .collect();
+        let mut sum = 0f32;
+        for &x in &e {
+            sum += x;
+        }
+        (0..scores.len())
+            .map(|j| if j < len { H::round(e[j] / sum) } else { 0 })
+            .collect()
+    }
+
+    /// The batched softmax (side-by-side maxima and sums, masked tails) equals rule 4 row by
+    /// row, bit for bit, with NaN, infinities and zeros of both signs among the scores.
+    #[test]
+    fn softmax_rows_equal_rule_4_row_by_row() {
+        fn check<H: Half>() {
+            let s = 37; // not a multiple of any lane count
+            let queries = [0usize, 3, 15, 16, 17, 31, 36];
+            let (m, count) = (queries.len(), 5);
+            let mut state = 0x9E37_79B9u32;
+            let mut scores: Vec<f32> = (0..count * m * s)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((state >> 8) as f32 / 16_777_216.0 - 0.5) * 60.0
+                })
+                .collect();
+            scores[s + 2] = f32::NAN;
+            scores[2 * s + 1] = f32::INFINITY;
+            scores[3 * s] = f32::NEG_INFINITY;
+            for (j, x) in scores[4 * s..5 * s].iter_mut().enumerate() {
+                *x = if j % 3 == 0 { -0.0 } else { 0.0 };
+            }
+            scores[5 * s..6 * s].fill(f32::NAN);
+            scores[6 * s + 20] = 1e30; // scaled, the others underflow to zero
+            let scale = 0.17;
+            let mut probs = vec![0xFFFFu16; scores.len()];
+            softmax_rows::<H>(&mut probs, &scores, s, &queries, scale);
+            for (r, (got, row)) in probs
+                .chunks_exact(s)
+                .zip(scores.chunks_exact(s))
+                .enumerate()
+            {
+                let want = softmax_one_row::<H>(row, queries[r % m] + 1, scale);
+                assert_eq!(got, &want[..], "row {r}");
+            }
+        }
+        check::<Bf16T>();
+        check::<F16T>();
+    }
+
     #[test]
     fn grouped_rmsnorm_equals_one_row_at_a_time() {
         // 13 rows: one full group of ROW_LANES and a partial one; values spanning magnitudes.
