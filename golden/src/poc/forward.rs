@@ -1242,13 +1242,15 @@ impl RopeTable {
             let xb: &[u16; ROPE_LANES] = x2[i..i + lanes].try_into().expect("lanes");
             let c: &[f32; ROPE_LANES] = cos[i..i + lanes].try_into().expect("lanes");
             let s: &[f32; ROPE_LANES] = sin[i..i + lanes].try_into().expect("lanes");
-            let oa: &mut [u16; ROPE_LANES] = (&mut o1[i..i + lanes]).try_into().expect("lanes");
-            let ob: &mut [u16; ROPE_LANES] = (&mut o2[i..i + lanes]).try_into().expect("lanes");
+            // Results in local arrays, stored after every input is read: no aliasing to check.
+            let (mut first, mut second) = ([0u16; ROPE_LANES], [0u16; ROPE_LANES]);
             for k in 0..ROPE_LANES {
                 let (a, b) = (H::decode(xa[k]), H::decode(xb[k]));
-                oa[k] = rope_first::<H>(a, b, c[k], s[k]);
-                ob[k] = rope_second::<H>(a, b, c[k], s[k]);
+                first[k] = rope_first::<H>(a, b, c[k], s[k]);
+                second[k] = rope_second::<H>(a, b, c[k], s[k]);
             }
+            o1[i..i + lanes].copy_from_slice(&first);
+            o2[i..i + lanes].copy_from_slice(&second);
         }
         for i in full..h {
             let (a, b) = (H::decode(x1[i]), H::decode(x2[i]));
