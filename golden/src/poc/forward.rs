@@ -345,22 +345,28 @@ impl<D: MatmulDevice> Engine<D> {
     ///
     /// With several batches, a background thread works while batch `i` runs, as a host would
     /// while its device computes ([`Timing::overlapped`]): it finishes batch `i − 1`'s artifacts
-    /// (steps 8–12) and generates batch `i + 1`'s input embeddings (which depend on nothing but
-    /// the round and the nonces).
+    /// (steps 8–12) and prepares batch `i + 1`'s inputs ([`BatchInputs`]: they depend on nothing
+    /// but the round, the nonces and the weights).
     pub fn artifacts(
         &mut self,
         round: &Round,
         nonces: &[u64],
         batch_size: usize,
     ) -> Result<Vec<Artifact>, PocError> {
-        let (d, dt) = (self.config.hidden_size, self.config.dtype);
+        let (d, dt, eps) = (
+            self.config.hidden_size,
+            self.config.dtype,
+            self.config.rms_norm_eps,
+        );
         let params = &round.params;
+        let first_norm = self.layers.first().map(|layer| layer.input_norm.clone());
+        let first_norm = first_norm.as_deref();
         let batches: Vec<&[u64]> = nonces.chunks(batch_size.max(1)).collect();
         let mut out = Vec::with_capacity(nonces.len());
         std::thread::scope(|scope| {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, Background>> = None;
-            // The buffer the previous batch's embeddings were swapped out of, for the next ones.
-            let mut spare = Vec::new();
+            // The buffers the previous batch's inputs were swapped out of, for the next ones.
+            let mut spare = BatchInputs::default();
             // The previous batch and its hidden states, whose artifacts are still to compute.
             let mut finished: Option<(&[u64], Vec<Vec<f32>>)> = None;
             for (i, &batch) in batches.iter().enumerate() {
@@ -387,7 +393,12 @@ impl<D: MatmulDevice> Engine<D> {
                         };
                         if let Some(next) = next {
                             let len = next.len() * params.seq_len * d;
-                            embed_into(resized(&mut buf, len), params, next, d, dt);
+                            let BatchInputs { embeddings, normed } = &mut buf;
+                            embed_into(resized(embeddings, len), params, next, d, dt);
+                            if let Some(w) = first_norm {
+                                let normed = resized(normed, len);
+                                with_half!(dt, H => rmsnorm_into::<H>(embeddings, d, w, eps, normed));
+                            }
                         }
                         Background {
                             artifacts,
@@ -431,13 +442,13 @@ impl<D: MatmulDevice> Engine<D> {
         self.hidden_states_from(round, nonces, None)
     }
 
-    /// [`Engine::hidden_states`], from the batch's input embeddings when `inputs` holds them
-    /// (they are swapped in, and `inputs` gets a spare buffer back).
+    /// [`Engine::hidden_states`], from the batch's prepared inputs when `inputs` holds them
+    /// (they are swapped in, and `inputs` gets spare buffers back).
     fn hidden_states_from(
         &mut self,
         round: &Round,
         nonces: &[u64],
-        inputs: Option<&mut Vec<u16>>,
+        inputs: Option<&mut BatchInputs>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         if round.hidden_size != self.config.hidden_size
             || round.reflections.len() != self.config.num_layers
@@ -477,7 +488,7 @@ impl<D: MatmulDevice> Engine<D> {
         scratch: &mut Scratch,
         round: &Round,
         nonces: &[u64],
-        inputs: Option<&mut Vec<u16>>,
+        inputs: Option<&mut BatchInputs>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
@@ -492,15 +503,22 @@ impl<D: MatmulDevice> Engine<D> {
             down,
             attention,
         } = scratch;
-        match inputs {
-            Some(inputs) if inputs.len() == nonces.len() * s * d => std::mem::swap(h, inputs),
+        let len = nonces.len() * s * d;
+        // Whether `xn` holds the first layer's normed inputs already.
+        let normed = match inputs {
+            Some(inputs) if inputs.embeddings.len() == len && inputs.normed.len() == len => {
+                std::mem::swap(h, &mut inputs.embeddings);
+                std::mem::swap(xn, &mut inputs.normed);
+                true
+            }
             _ => {
-                let h_rows = resized(h, nonces.len() * s * d);
+                let h_rows = resized(h, len);
                 par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
                     embed_into(h, p, nonces, d, dt);
                 });
+                false
             }
-        }
+        };
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
         let f = c.intermediate_size;
@@ -513,7 +531,7 @@ impl<D: MatmulDevice> Engine<D> {
             // Attention block.
             let layer = &self.layers[li];
             let (qkv_handle, o_handle) = (layer.qkv, layer.o);
-            if li == 0 {
+            if li == 0 && !normed {
                 // Later layers get their input norm from the previous layer's last pass.
                 let xn = overwritten(xn, rows * d);
                 par_rmsnorm(
@@ -745,12 +763,21 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
 }
 }
 
+/// A batch's inputs, prepared by [`Engine::artifacts`]' background thread: the input
+/// embeddings and their RMSNorm with the first layer's input norm (the first step of the
+/// forward, which depends on nothing the device computes).
+#[derive(Default)]
+struct BatchInputs {
+    embeddings: Vec<u16>,
+    normed: Vec<u16>,
+}
+
 /// What [`Engine::artifacts`]' background thread hands back.
 struct Background {
     /// The previous batch's artifacts.
     artifacts: Vec<Artifact>,
-    /// The next batch's input embeddings (or the spare buffer, untouched, after the last batch).
-    inputs: Vec<u16>,
+    /// The next batch's inputs (or the spare buffers, untouched, after the last batch).
+    inputs: BatchInputs,
     /// Wall time the thread worked.
     spent: Duration,
 }
