@@ -94,8 +94,8 @@ pub struct Timing {
     /// Total forward time (device plus host), the critical path.
     pub total: Duration,
     /// Host work done on a background thread while the forward ran, off the critical path and
-    /// not part of `total`: the next batch's input embeddings and the previous batch's artifact
-    /// steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
+    /// not part of `total`: the next batch's input embeddings and their first RMSNorm, and the
+    /// previous batch's artifact steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
     /// counts in `total` as host time.
     pub overlapped: Duration,
     /// Nonces computed.
