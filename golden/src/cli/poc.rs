@@ -323,7 +323,7 @@ fn run_generate(
         eprintln!(
             "model {} | device {} | load {:.2} s | {} nonces in {:.3} s = {:.2} artifacts/s | \
              matrix products {:.3} s ({:.1}%), host {:.3} s ({:.1}%) | off the critical path: \
-             next batches' input embeddings and previous batches' artifact steps {:.3} s on a background thread",
+             next batches' input embeddings and first RMSNorm, previous batches' artifact steps {:.3} s on a background thread",
             p.model,
             p.engine.device().describe(),
             p.load_seconds,

@@ -31,6 +31,7 @@ use super::inputs::input_embeddings;
 use super::lanes::{self, Reduction, ROW_LANES};
 use super::math;
 use super::model::{ModelSource, TensorSpec};
+use super::tile::{self, TILE};
 use super::{DeviceError, PocError};
 
 /// Defines `fn name<H: Half>(args)` that runs its body compiled for AVX-512 (or AVX2) when the
@@ -93,8 +94,8 @@ pub struct Timing {
     /// Total forward time (device plus host), the critical path.
     pub total: Duration,
     /// Host work done on a background thread while the forward ran, off the critical path and
-    /// not part of `total`: the next batch's input embeddings and the previous batch's artifact
-    /// steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
+    /// not part of `total`: the next batch's input embeddings and their first RMSNorm, and the
+    /// previous batch's artifact steps in [`Engine::artifacts`] (wall time of that thread). Waiting for it, if it is late,
     /// counts in `total` as host time.
     pub overlapped: Duration,
     /// Nonces computed.
@@ -166,10 +167,21 @@ struct AttentionScratch {
     out: Vec<u16>,
 }
 
-/// `buf` resized to `len`, reusing its allocation, for a caller that overwrites every element
-/// before reading any (a device output, a row-by-row result): what it held is left in place
-/// rather than cleared, which on the `small` preset was a tenth of the host's time.
+/// The first `len` elements of `buf`, for a caller that overwrites every one of them before
+/// reading any (a device output, a row-by-row result). What it held is left in place rather
+/// than cleared (clearing was a tenth of the host's time on the `small` preset), and the buffer
+/// only ever grows: shrinking it for the last layer's few rows and growing it back for the next
+/// batch filled megabytes with zeros per batch.
 fn overwritten<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    &mut buf[..len]
+}
+
+/// `buf` resized to exactly `len` (growing fills with zeros), for a buffer whose length is
+/// handed on: the input embeddings swapped between the background thread and the forward.
+fn resized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     buf.resize(len, T::default());
     buf
 }
@@ -333,22 +345,28 @@ impl<D: MatmulDevice> Engine<D> {
     ///
     /// With several batches, a background thread works while batch `i` runs, as a host would
     /// while its device computes ([`Timing::overlapped`]): it finishes batch `i − 1`'s artifacts
-    /// (steps 8–12) and generates batch `i + 1`'s input embeddings (which depend on nothing but
-    /// the round and the nonces).
+    /// (steps 8–12) and prepares batch `i + 1`'s inputs ([`BatchInputs`]: they depend on nothing
+    /// but the round, the nonces and the weights).
     pub fn artifacts(
         &mut self,
         round: &Round,
         nonces: &[u64],
         batch_size: usize,
     ) -> Result<Vec<Artifact>, PocError> {
-        let (d, dt) = (self.config.hidden_size, self.config.dtype);
+        let (d, dt, eps) = (
+            self.config.hidden_size,
+            self.config.dtype,
+            self.config.rms_norm_eps,
+        );
         let params = &round.params;
+        let first_norm = self.layers.first().map(|layer| layer.input_norm.clone());
+        let first_norm = first_norm.as_deref();
         let batches: Vec<&[u64]> = nonces.chunks(batch_size.max(1)).collect();
         let mut out = Vec::with_capacity(nonces.len());
         std::thread::scope(|scope| {
             let mut pending: Option<std::thread::ScopedJoinHandle<'_, Background>> = None;
-            // The buffer the previous batch's embeddings were swapped out of, for the next ones.
-            let mut spare = Vec::new();
+            // The buffers the previous batch's inputs were swapped out of, for the next ones.
+            let mut spare = BatchInputs::default();
             // The previous batch and its hidden states, whose artifacts are still to compute.
             let mut finished: Option<(&[u64], Vec<Vec<f32>>)> = None;
             for (i, &batch) in batches.iter().enumerate() {
@@ -375,7 +393,12 @@ impl<D: MatmulDevice> Engine<D> {
                         };
                         if let Some(next) = next {
                             let len = next.len() * params.seq_len * d;
-                            embed_into(overwritten(&mut buf, len), params, next, d, dt);
+                            let BatchInputs { embeddings, normed } = &mut buf;
+                            embed_into(resized(embeddings, len), params, next, d, dt);
+                            if let Some(w) = first_norm {
+                                let normed = resized(normed, len);
+                                with_half!(dt, H => rmsnorm_into::<H>(embeddings, d, w, eps, normed));
+                            }
                         }
                         Background {
                             artifacts,
@@ -419,13 +442,13 @@ impl<D: MatmulDevice> Engine<D> {
         self.hidden_states_from(round, nonces, None)
     }
 
-    /// [`Engine::hidden_states`], from the batch's input embeddings when `inputs` holds them
-    /// (they are swapped in, and `inputs` gets a spare buffer back).
+    /// [`Engine::hidden_states`], from the batch's prepared inputs when `inputs` holds them
+    /// (they are swapped in, and `inputs` gets spare buffers back).
     fn hidden_states_from(
         &mut self,
         round: &Round,
         nonces: &[u64],
-        inputs: Option<&mut Vec<u16>>,
+        inputs: Option<&mut BatchInputs>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         if round.hidden_size != self.config.hidden_size
             || round.reflections.len() != self.config.num_layers
@@ -465,7 +488,7 @@ impl<D: MatmulDevice> Engine<D> {
         scratch: &mut Scratch,
         round: &Round,
         nonces: &[u64],
-        inputs: Option<&mut Vec<u16>>,
+        inputs: Option<&mut BatchInputs>,
     ) -> Result<Vec<Vec<f32>>, PocError> {
         let c = self.config.clone();
         let (d, s, dt) = (c.hidden_size, round.params.seq_len, c.dtype);
@@ -480,59 +503,78 @@ impl<D: MatmulDevice> Engine<D> {
             down,
             attention,
         } = scratch;
-        match inputs {
-            Some(inputs) if inputs.len() == nonces.len() * s * d => std::mem::swap(h, inputs),
+        let len = nonces.len() * s * d;
+        // Whether `xn` holds the first layer's normed inputs already.
+        let normed = match inputs {
+            Some(inputs) if inputs.embeddings.len() == len && inputs.normed.len() == len => {
+                std::mem::swap(h, &mut inputs.embeddings);
+                std::mem::swap(xn, &mut inputs.normed);
+                true
+            }
             _ => {
-                let h_rows = overwritten(h, nonces.len() * s * d);
+                let h_rows = resized(h, len);
                 par_rows(host, h_rows, s * d, nonces, 1, |h, nonces| {
                     embed_into(h, p, nonces, d, dt);
                 });
+                false
             }
-        }
+        };
         let rope = RopeTable::new(&self.inv_freq, s, dt);
         let nb = nonces.len();
         let f = c.intermediate_size;
         let qkv_width = c.q_dim() + 2 * c.kv_dim();
+        // Rows of `h` still computed: every position, then only the last one in the last layer
+        // (`h` itself keeps its length, so it can be handed on whole).
+        let mut rows = nb * s;
         for li in 0..self.layers.len() {
             let last = li + 1 == self.layers.len();
-            let rows = h.len() / d;
             // Attention block.
             let layer = &self.layers[li];
             let (qkv_handle, o_handle) = (layer.qkv, layer.o);
-            if li == 0 {
+            if li == 0 && !normed {
                 // Later layers get their input norm from the previous layer's last pass.
-                par_rmsnorm(host, h, d, &layer.input_norm, c.rms_norm_eps, dt, xn);
+                let xn = overwritten(xn, rows * d);
+                par_rmsnorm(
+                    host,
+                    &h[..rows * d],
+                    d,
+                    &layer.input_norm,
+                    c.rms_norm_eps,
+                    dt,
+                    xn,
+                );
             }
-            overwritten(qkv, rows * qkv_width);
-            self.on_device(|dev| dev.matmul_weight(qkv_handle, xn, rows, out(dt, qkv)))?;
+            let qkv = overwritten(qkv, rows * qkv_width);
+            let xn_rows = &xn[..rows * d];
+            self.on_device(|dev| dev.matmul_weight(qkv_handle, xn_rows, rows, out(dt, qkv)))?;
             if last {
                 // Only the last position feeds the artifact: keep its rows from here on.
                 for b in 0..nb {
                     h.copy_within(((b + 1) * s - 1) * d..(b + 1) * s * d, b * d);
                 }
-                h.truncate(nb * d);
+                rows = nb;
             }
-            let rows = h.len() / d;
+            let h = &mut h[..rows * d];
             self.attention(host, attention, qkv, s, li, &rope)?;
-            overwritten(o, rows * d);
-            let attn = &attention.out;
+            let o = overwritten(o, rows * d);
+            let attn = &attention.out[..rows * c.q_dim()];
             self.on_device(|dev| dev.matmul_weight(o_handle, attn, rows, out(dt, o)))?;
             // Residual add and the MLP block's RMSNorm, in one pass over `h`.
             let layer = &self.layers[li];
             let (gate_up_handle, down_handle) = (layer.gate_up, layer.down);
             let (post_norm, eps) = (&layer.post_norm, c.rms_norm_eps);
-            let xn_rows = overwritten(xn, h.len());
-            par_rows_pair(host, h, xn_rows, d, o, |h, xn, o| {
+            let xn = overwritten(xn, rows * d);
+            par_rows_pair(host, h, xn, d, o, |h, xn, o| {
                 with_half!(dt, H => residual_rmsnorm_into::<H>(h, o, d, post_norm, eps, xn));
             });
-            overwritten(gu, rows * 2 * f);
+            let gu = overwritten(gu, rows * 2 * f);
             self.on_device(|dev| dev.matmul_weight(gate_up_handle, xn, rows, out(dt, gu)))?;
-            let act_rows = overwritten(act, rows * f);
+            let act = overwritten(act, rows * f);
             let silu = &self.silu.0;
-            par_rows(host, act_rows, f, gu, 2 * f, |act, gu| {
+            par_rows(host, act, f, gu, 2 * f, |act, gu| {
                 with_half!(dt, H => swiglu::<H>(act, gu, f, silu));
             });
-            overwritten(down, rows * d);
+            let down = overwritten(down, rows * d);
             self.on_device(|dev| dev.matmul_weight(down_handle, act, rows, out(dt, down)))?;
             // Residual add, the network's layer reflection, and the next RMSNorm.
             let v = &round.reflections[li];
@@ -540,8 +582,7 @@ impl<D: MatmulDevice> Engine<D> {
                 Some(next) => &next.input_norm,
                 None => &self.final_norm,
             };
-            let xn_rows = overwritten(xn, h.len());
-            par_rows_pair(host, h, xn_rows, d, down, |h, xn, down| {
+            par_rows_pair(host, h, xn, d, down, |h, xn, down| {
                 with_half!(dt, H => residual_reflect_rmsnorm_into::<H>(h, down, d, v, next_norm, eps, xn));
             });
         }
@@ -670,7 +711,10 @@ impl<D: MatmulDevice> Engine<D> {
                 for head in 0..heads {
                     for t in 0..m {
                         let src = (head * m + t) * hd;
-                        attn[t * q_dim + head * hd..][..hd].copy_from_slice(&ctx[src..src + hd]);
+                        copy_row(
+                            &mut attn[t * q_dim + head * hd..][..hd],
+                            &ctx[src..src + hd],
+                        );
                     }
                 }
             }
@@ -719,12 +763,21 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
 }
 }
 
+/// A batch's inputs, prepared by [`Engine::artifacts`]' background thread: the input
+/// embeddings and their RMSNorm with the first layer's input norm (the first step of the
+/// forward, which depends on nothing the device computes).
+#[derive(Default)]
+struct BatchInputs {
+    embeddings: Vec<u16>,
+    normed: Vec<u16>,
+}
+
 /// What [`Engine::artifacts`]' background thread hands back.
 struct Background {
     /// The previous batch's artifacts.
     artifacts: Vec<Artifact>,
-    /// The next batch's input embeddings (or the spare buffer, untouched, after the last batch).
-    inputs: Vec<u16>,
+    /// The next batch's inputs (or the spare buffers, untouched, after the last batch).
+    inputs: BatchInputs,
     /// Wall time the thread worked.
     spent: Duration,
 }
@@ -943,7 +996,7 @@ fn par_rows<O: Send, I: Sync>(
     }
 }
 
-/// [`rmsnorm_into`] split over threads, into `out` (resized to `x`'s length).
+/// [`rmsnorm_into`] split over threads, into `out` (as long as `x`).
 fn par_rmsnorm(
     threads: &HostPool,
     x: &[u16],
@@ -951,9 +1004,8 @@ fn par_rmsnorm(
     weight: &[f32],
     eps: f32,
     dt: Dtype,
-    out: &mut Vec<u16>,
+    out: &mut [u16],
 ) {
-    let out = overwritten(out, x.len());
     par_rows(threads, out, width, x, width, |o, x| {
         with_half!(dt, H => rmsnorm_into::<H>(x, width, weight, eps, o));
     });
@@ -1069,6 +1121,9 @@ simd_fn! {
 /// heads into `qa` (`heads × m × hd`), every key head transposed into `kt` (`heads × hd × s`,
 /// repeated for the query heads sharing it) and every value head into `vb` (`heads × s × hd`).
 /// Queries and keys get Qwen3's per-head RMSNorm (when `norm` is given) and RoPE on the way.
+///
+/// Keys are transposed [`TILE`] positions at a time ([`tile::transpose_u16`]): each block's
+/// rotated keys are collected position-major, then written `hd` rows of [`TILE`] at once.
 fn gather_nonce<H>(
     x: &[u16],
     qa: &mut [u16],
@@ -1082,68 +1137,91 @@ fn gather_nonce<H>(
 ) {
     let AttentionDims { s, hd, heads, kv_heads, q_dim, kv_dim } = dims;
     let (width, group, m) = (q_dim + 2 * kv_dim, heads / kv_heads, queries.len());
-    let mut work = HeadWork {
-        decoded: vec![0f32; hd],
-        normed: vec![0u16; hd],
-    };
-    let mut key = vec![0u16; hd];
+    let mut normed = vec![0u16; hd];
+    // One block's rotated keys: kv head, then position in the block, then element.
+    let mut keys = vec![0u16; kv_heads * TILE * hd];
     let mut t = 0; // the next query (ascending positions)
-    for (j, row) in x.chunks_exact(width).enumerate() {
-        for kvh in 0..kv_heads {
-            let k = &row[q_dim + kvh * hd..][..hd];
-            work.norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut key);
-            let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
-            for head in kvh * group..(kvh + 1) * group {
-                let kt = &mut kt[head * hd * s..(head + 1) * hd * s];
-                for (e, &ke) in key.iter().enumerate() {
-                    kt[e * s + j] = ke;
+    for (block, rows) in x.chunks(TILE * width).enumerate() {
+        let j0 = block * TILE;
+        let n = rows.len() / width;
+        for (r, row) in rows.chunks_exact(width).enumerate() {
+            let j = j0 + r;
+            for kvh in 0..kv_heads {
+                let k = &row[q_dim + kvh * hd..][..hd];
+                let key = &mut keys[(kvh * TILE + r) * hd..][..hd];
+                norm_rope::<H>(k, j, norm.map(|n| &n.1[..]), eps, rope, &mut normed, key);
+                let v = &row[q_dim + kv_dim + kvh * hd..][..hd];
+                copy_row(&mut vb[(kvh * group * s + j) * hd..][..hd], v);
+            }
+            if queries.get(t) == Some(&j) {
+                for head in 0..heads {
+                    let q = &row[head * hd..][..hd];
+                    let out = &mut qa[(head * m + t) * hd..][..hd];
+                    norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, &mut normed, out);
                 }
-                vb[(head * s + j) * hd..][..hd].copy_from_slice(v);
+                t += 1;
             }
         }
-        if queries.get(t) == Some(&j) {
-            for head in 0..heads {
-                let q = &row[head * hd..][..hd];
-                let out = &mut qa[(head * m + t) * hd..][..hd];
-                work.norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, out);
-            }
-            t += 1;
+        for kvh in 0..kv_heads {
+            let block_keys = &keys[kvh * TILE * hd..][..n * hd];
+            let head_kt = &mut kt[kvh * group * hd * s..][..hd * s];
+            tile::transpose_u16(block_keys, n, hd, &mut head_kt[j0..], s);
+        }
+    }
+    // Query heads sharing a key/value head (grouped-query attention) get copies of its blocks.
+    for kvh in 0..kv_heads {
+        let first = kvh * group;
+        for head in first + 1..first + group {
+            kt.copy_within(first * hd * s..(first + 1) * hd * s, head * hd * s);
+            vb.copy_within(first * s * hd..(first + 1) * s * hd, head * s * hd);
         }
     }
 }
 }
 
-/// Buffers for [`HeadWork::norm_rope`].
-struct HeadWork {
-    decoded: Vec<f32>,
-    normed: Vec<u16>,
+/// `dst.copy_from_slice(src)` for one head's row (`hd` values), without the call into the C
+/// library's `memmove` a copy of run-time length becomes (at 64 bytes its dispatch costs more
+/// than the copy): whole [`COPY_LANES`]-value chunks are fixed-size array copies, which compile
+/// to vector moves.
+#[inline(always)]
+fn copy_row(dst: &mut [u16], src: &[u16]) {
+    assert_eq!(dst.len(), src.len(), "rows of equal length");
+    let (mut to, mut from) = (
+        dst.chunks_exact_mut(COPY_LANES),
+        src.chunks_exact(COPY_LANES),
+    );
+    for (to, from) in (&mut to).zip(&mut from) {
+        let to: &mut [u16; COPY_LANES] = to.try_into().expect("COPY_LANES values");
+        *to = from.try_into().expect("COPY_LANES values");
+    }
+    for (to, &from) in to.into_remainder().iter_mut().zip(from.remainder()) {
+        *to = from;
+    }
 }
 
-impl HeadWork {
-    /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3), then
-    /// RoPE, into `out`.
-    #[inline(always)]
-    fn norm_rope<H: Half>(
-        &mut self,
-        head: &[u16],
-        pos: usize,
-        norm: Option<&[f32]>,
-        eps: f32,
-        rope: &RopeTable,
-        out: &mut [u16],
-    ) {
-        let source = match norm {
-            Some(w) => {
-                rmsnorm_into::<H>(head, head.len(), w, eps, &mut self.normed);
-                &self.normed[..]
-            }
-            None => head,
-        };
-        for (xi, &b) in self.decoded.iter_mut().zip(source) {
-            *xi = H::decode(b);
+/// Values [`copy_row`] moves at once (one 256-bit vector).
+const COPY_LANES: usize = 16;
+
+/// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3, into
+/// `normed`), then RoPE, into `out`.
+#[inline(always)]
+fn norm_rope<H: Half>(
+    head: &[u16],
+    pos: usize,
+    norm: Option<&[f32]>,
+    eps: f32,
+    rope: &RopeTable,
+    normed: &mut [u16],
+    out: &mut [u16],
+) {
+    let source = match norm {
+        Some(w) => {
+            rmsnorm_into::<H>(head, head.len(), w, eps, normed);
+            &normed[..]
         }
-        rope.apply::<H>(pos, &self.decoded, out);
-    }
+        None => head,
+    };
+    rope.apply::<H>(pos, source, out);
 }
 
 /// RoPE `cos`/`sin` per position and frequency, already rounded to the dtype (as HF does).
@@ -1169,29 +1247,61 @@ impl RopeTable {
         RopeTable { half, cos, sin }
     }
 
-    /// Rotates one head (rotate-half convention) from `x` (decoded) into `out` (dtype bits).
+    /// Rotates one head (rotate-half convention) from `x` into `out` (both dtype bits).
+    ///
+    /// The values are decoded in registers, [`ROPE_LANES`] at a time, rather than into a buffer
+    /// first (loading a buffer just written in narrower pieces stalls: no store forwarding);
+    /// fixed-size arrays make the compiler keep every step in vector registers. The operations
+    /// on each element are those of rule 5, so the bits are the same.
     #[inline(always)]
-    fn apply<H: Half>(&self, pos: usize, x: &[f32], out: &mut [u16]) {
+    fn apply<H: Half>(&self, pos: usize, x: &[u16], out: &mut [u16]) {
         let h = self.half;
         let (cos, sin) = (
             &self.cos[pos * h..(pos + 1) * h],
             &self.sin[pos * h..(pos + 1) * h],
         );
-        let r = |v: f32| H::decode(H::round(v));
         let (x1, x2) = x.split_at(h);
         let (o1, o2) = out.split_at_mut(h);
-        // Zipped iterators rather than indices: no bounds checks, so the loops vectorise.
-        for ((((o1, o2), (&a, &b)), &c), &s) in o1
-            .iter_mut()
-            .zip(o2.iter_mut())
-            .zip(x1.iter().zip(x2))
-            .zip(cos)
-            .zip(sin)
-        {
-            *o1 = H::round(r(a * c) - r(b * s));
-            *o2 = H::round(r(b * c) + r(a * s));
+        let full = h / ROPE_LANES * ROPE_LANES;
+        for i in (0..full).step_by(ROPE_LANES) {
+            let lanes = ROPE_LANES;
+            let xa: &[u16; ROPE_LANES] = x1[i..i + lanes].try_into().expect("lanes");
+            let xb: &[u16; ROPE_LANES] = x2[i..i + lanes].try_into().expect("lanes");
+            let c: &[f32; ROPE_LANES] = cos[i..i + lanes].try_into().expect("lanes");
+            let s: &[f32; ROPE_LANES] = sin[i..i + lanes].try_into().expect("lanes");
+            // Results in local arrays, stored after every input is read: no aliasing to check.
+            let (mut first, mut second) = ([0u16; ROPE_LANES], [0u16; ROPE_LANES]);
+            for k in 0..ROPE_LANES {
+                let (a, b) = (H::decode(xa[k]), H::decode(xb[k]));
+                first[k] = rope_first::<H>(a, b, c[k], s[k]);
+                second[k] = rope_second::<H>(a, b, c[k], s[k]);
+            }
+            o1[i..i + lanes].copy_from_slice(&first);
+            o2[i..i + lanes].copy_from_slice(&second);
+        }
+        for i in full..h {
+            let (a, b) = (H::decode(x1[i]), H::decode(x2[i]));
+            o1[i] = rope_first::<H>(a, b, cos[i], sin[i]);
+            o2[i] = rope_second::<H>(a, b, cos[i], sin[i]);
         }
     }
+}
+
+/// Elements [`RopeTable::apply`] rotates at once (one AVX-512 vector of `f32`).
+const ROPE_LANES: usize = 16;
+
+/// Rule 5's first half: `round(round(a·c) − round(b·s))`.
+#[inline(always)]
+fn rope_first<H: Half>(a: f32, b: f32, c: f32, s: f32) -> u16 {
+    let r = |v: f32| H::decode(H::round(v));
+    H::round(r(a * c) - r(b * s))
+}
+
+/// Rule 5's second half: `round(round(b·c) + round(a·s))`.
+#[inline(always)]
+fn rope_second<H: Half>(a: f32, b: f32, c: f32, s: f32) -> u16 {
+    let r = |v: f32| H::decode(H::round(v));
+    H::round(r(b * c) + r(a * s))
 }
 
 #[cfg(test)]
@@ -1291,6 +1401,68 @@ mod tests {
         }
         check::<Bf16T>(Dtype::Bf16);
         check::<F16T>(Dtype::F16);
+    }
+
+    /// Rule 4 for one row alone, the maximum and the sum one term after the other, as the
+    /// forward computed it before rows ran side by side.
+    fn softmax_one_row<H: Half>(scores: &[f32], len: usize, scale: f32) -> Vec<u16> {
+        let mut m = f32::NEG_INFINITY;
+        for &t in &scores[..len] {
+            let y = t * scale;
+            if y > m {
+                m = y;
+            }
+        }
+        let e: Vec<f32> = scores[..len]
+            .iter()
+            .map(|&t| math::exp_f32(t * scale - m))
+            .collect();
+        let mut sum = 0f32;
+        for &x in &e {
+            sum += x;
+        }
+        (0..scores.len())
+            .map(|j| if j < len { H::round(e[j] / sum) } else { 0 })
+            .collect()
+    }
+
+    /// The batched softmax (side-by-side maxima and sums, masked tails) equals rule 4 row by
+    /// row, bit for bit, with NaN, infinities and zeros of both signs among the scores.
+    #[test]
+    fn softmax_rows_equal_rule_4_row_by_row() {
+        fn check<H: Half>() {
+            let s = 37; // not a multiple of any lane count
+            let queries = [0usize, 3, 15, 16, 17, 31, 36];
+            let (m, count) = (queries.len(), 5);
+            let mut state = 0x9E37_79B9u32;
+            let mut scores: Vec<f32> = (0..count * m * s)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((state >> 8) as f32 / 16_777_216.0 - 0.5) * 60.0
+                })
+                .collect();
+            scores[s + 2] = f32::NAN;
+            scores[2 * s + 1] = f32::INFINITY;
+            scores[3 * s] = f32::NEG_INFINITY;
+            for (j, x) in scores[4 * s..5 * s].iter_mut().enumerate() {
+                *x = if j % 3 == 0 { -0.0 } else { 0.0 };
+            }
+            scores[5 * s..6 * s].fill(f32::NAN);
+            scores[6 * s + 20] = 1e30; // scaled, the others underflow to zero
+            let scale = 0.17;
+            let mut probs = vec![0xFFFFu16; scores.len()];
+            softmax_rows::<H>(&mut probs, &scores, s, &queries, scale);
+            for (r, (got, row)) in probs
+                .chunks_exact(s)
+                .zip(scores.chunks_exact(s))
+                .enumerate()
+            {
+                let want = softmax_one_row::<H>(row, queries[r % m] + 1, scale);
+                assert_eq!(got, &want[..], "row {r}");
+            }
+        }
+        check::<Bf16T>();
+        check::<F16T>();
     }
 
     #[test]

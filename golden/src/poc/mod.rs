@@ -31,6 +31,7 @@ pub mod model;
 pub mod record;
 pub mod rng;
 pub mod safetensors;
+mod tile;
 pub mod validate;
 
 use std::path::PathBuf;
