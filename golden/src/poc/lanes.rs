@@ -82,6 +82,13 @@ pub(crate) fn reduce_rows(
         );
     }
     #[cfg(target_arch = "x86_64")]
+    if rows == ROW_LANES && width < 1 << 24 && std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512 F support was just detected at run time; `x` holds ROW_LANES rows of
+        // `width`, `Dot` weights have `width` elements and `lens` one entry per row (all
+        // asserted above); `width < 2^24` keeps column indices exact in `i32`.
+        return unsafe { x86::reduce_rows_avx512(x, width, lens, op) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if rows == ROW_LANES && width < 1 << 24 && std::is_x86_feature_detected!("avx") {
         // SAFETY: AVX support was just detected at run time; `x` holds ROW_LANES rows of
         // `width`, `Dot` weights have `width` elements and `lens` one entry per row (all
@@ -204,6 +211,127 @@ mod x86 {
         out
     }
 
+    /// [`super::reduce_rows`] for exactly [`ROW_LANES`] rows with AVX-512: all 16 rows in the
+    /// lanes of one accumulator (one dependency chain instead of two 8-lane chains run one
+    /// after the other); columns come from 16×16 in-register transposes (and the columns past
+    /// the last multiple of 16 from scalar loads). Every lane performs the scalar step's
+    /// operations in the same order; a lane past its row's prefix keeps its accumulator
+    /// (masked operations).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F; `x.len() == ROW_LANES · width`, `width < 2^24`, `Dot`
+    /// weights must have at least `width` elements and `lens` (if any) `ROW_LANES` entries.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn reduce_rows_avx512(
+        x: &[f32],
+        width: usize,
+        lens: Option<&[usize]>,
+        op: Reduction<'_>,
+    ) -> [f32; ROW_LANES] {
+        debug_assert_eq!(x.len(), ROW_LANES * width);
+        // Each lane's prefix length (below 2^24, exact in i32) for a vector comparison.
+        let mut limits = [width as i32; ROW_LANES];
+        if let Some(lens) = lens {
+            for (limit, &len) in limits.iter_mut().zip(lens) {
+                *limit = len as i32;
+            }
+        }
+        // SAFETY: `limits` has 16 `i32`s.
+        let limits = unsafe { _mm512_loadu_si512(limits.as_ptr().cast()) };
+        let mut acc = _mm512_set1_ps(op.init());
+        let step = |acc: __m512, k: usize, column: __m512| -> __m512 {
+            // Lanes whose row has element `k` (all of them without `lens`).
+            let inside: __mmask16 = if lens.is_some() {
+                _mm512_cmpgt_epi32_mask(limits, _mm512_set1_epi32(k as i32))
+            } else {
+                0xFFFF
+            };
+            match op {
+                Reduction::SumSquares => {
+                    _mm512_mask_add_ps(acc, inside, acc, _mm512_mul_ps(column, column))
+                }
+                Reduction::Dot(w) => _mm512_mask_add_ps(
+                    acc,
+                    inside,
+                    acc,
+                    _mm512_mul_ps(_mm512_set1_ps(w[k]), column),
+                ),
+                Reduction::Sum => _mm512_mask_add_ps(acc, inside, acc, column),
+                Reduction::MaxScaled(scale) => {
+                    let y = _mm512_mul_ps(column, _mm512_set1_ps(scale));
+                    // `vmaxps y, acc` is `y > acc ? y : acc` (ordered: `acc` when `y` is NaN,
+                    // and `acc` between zeros), exactly the scalar step.
+                    _mm512_mask_max_ps(acc, inside, y, acc)
+                }
+            }
+        };
+        let full = width / ROW_LANES * ROW_LANES;
+        let mut k0 = 0;
+        while k0 < full {
+            let mut tile = [_mm512_setzero_ps(); ROW_LANES];
+            for (r, row) in tile.iter_mut().enumerate() {
+                // SAFETY: row r's columns k0..k0 + 16 lie inside `x` (k0 + 16 ≤ width).
+                *row = unsafe { _mm512_loadu_ps(x.as_ptr().add(r * width + k0)) };
+            }
+            let columns = transpose16(tile);
+            for (j, &column) in columns.iter().enumerate() {
+                acc = step(acc, k0 + j, column);
+            }
+            k0 += ROW_LANES;
+        }
+        for k in full..width {
+            let mut column = [0f32; ROW_LANES];
+            for (r, c) in column.iter_mut().enumerate() {
+                *c = x[r * width + k];
+            }
+            // SAFETY: `column` has 16 `f32`s.
+            acc = step(acc, k, unsafe { _mm512_loadu_ps(column.as_ptr()) });
+        }
+        let mut out = [0f32; ROW_LANES];
+        // SAFETY: `out` has 16 `f32`s.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), acc) };
+        out
+    }
+
+    /// The transpose of a 16×16 tile: `r[i]` is row `i`; the result's element `j` holds column
+    /// `j`. Only moves data: pairs of rows interleaved, then 4-row groups per 128-bit lane, then
+    /// the 128-bit lanes themselves in two steps.
+    #[inline(always)]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // SAFETY: every intrinsic here is AVX-512 F; the caller is compiled with it enabled.
+        unsafe {
+            // t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved (per 128-bit lane L: columns
+            // 4L, 4L + 1 and 4L + 2, 4L + 3).
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            // u[4g + c]: in 128-bit lane L, column 4L + c of rows 4g .. 4g + 3.
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+                u[4 * g] = _mm512_shuffle_ps::<0x44>(a, c);
+                u[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+                u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+                u[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+            }
+            // A 4×4 transpose of 128-bit lanes among u[c], u[4 + c], u[8 + c], u[12 + c].
+            let mut columns = [_mm512_setzero_ps(); 16];
+            for c in 0..4 {
+                let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+                let v1 = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+                let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+                let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+                columns[c] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+                columns[4 + c] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+                columns[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+                columns[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+            }
+            columns
+        }
+    }
+
     /// The transpose of an 8×8 tile: `r[i]` is row `i`; the result's element `j` holds column
     /// `j` (`(r[0][j], …, r[7][j])`). Only moves data.
     #[inline(always)]
@@ -287,11 +415,22 @@ mod tests {
             .all(|&s| s.to_bits() == op.init().to_bits()));
         let portable = reduce_rows_portable(x, width, lens, op);
         assert_eq!(got.map(f32::to_bits), portable.map(f32::to_bits));
+        // `reduce_rows` picks the widest kernel the CPU has; the narrower one must agree too.
+        #[cfg(target_arch = "x86_64")]
+        if rows == ROW_LANES && std::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX support was just detected; the shapes are those `reduce_rows` checks.
+            let avx = unsafe { x86::reduce_rows_avx(x, width, lens, op) };
+            assert_eq!(
+                avx.map(f32::to_bits),
+                portable.map(f32::to_bits),
+                "AVX {op:?}"
+            );
+        }
     }
 
     #[test]
     fn side_by_side_reductions_equal_one_row_at_a_time() {
-        for width in [1usize, 7, 8, 13, 32, 100] {
+        for width in [1usize, 7, 8, 13, 16, 17, 32, 100, 256] {
             let w = values(width, 7);
             for rows in [1usize, 5, ROW_LANES] {
                 let x = values(rows * width, width as u32);
@@ -311,21 +450,31 @@ mod tests {
 
     #[test]
     fn special_values_keep_their_bits() {
-        let width = 9;
-        let mut x = values(ROW_LANES * width, 3);
-        x[4] = f32::NAN;
-        x[width + 2] = f32::INFINITY;
-        x[2 * width + 8] = f32::MAX; // its square overflows
-        x[3 * width] = -0.0;
-        for r in 4..8 {
-            x[r * width..(r + 1) * width].fill(f32::NAN); // a maximum over NaNs only is −∞
-        }
-        for op in [
-            Reduction::SumSquares,
-            Reduction::Sum,
-            Reduction::MaxScaled(2.0),
-        ] {
-            check(&x, width, None, op);
+        for width in [9usize, 16, 35] {
+            let mut x = values(ROW_LANES * width, 3);
+            x[4] = f32::NAN;
+            x[width + 2] = f32::INFINITY;
+            x[2 * width + 8] = f32::MAX; // its square overflows
+            x[3 * width] = -0.0;
+            for r in 4..8 {
+                x[r * width..(r + 1) * width].fill(f32::NAN); // a maximum over NaNs only is −∞
+            }
+            // Zeros of both signs, in both orders, as a row's maximum.
+            x[8 * width..9 * width].fill(-0.0);
+            x[8 * width + 3] = 0.0;
+            x[9 * width..10 * width].fill(0.0);
+            x[9 * width + 1] = -0.0;
+            x[10 * width + 5] = f32::NEG_INFINITY;
+            let lens: Vec<usize> = (0..ROW_LANES).map(|r| (r * 5 + 2) % (width + 1)).collect();
+            for op in [
+                Reduction::SumSquares,
+                Reduction::Sum,
+                Reduction::MaxScaled(2.0),
+                Reduction::MaxScaled(-0.5),
+            ] {
+                check(&x, width, None, op);
+                check(&x, width, Some(&lens), op);
+            }
         }
     }
 }
