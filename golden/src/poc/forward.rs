@@ -754,10 +754,14 @@ fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize
         let sums = lanes::reduce_rows(e, s, Some(lens), Reduction::Sum);
         let rows = prows.chunks_exact_mut(s).zip(e.chunks_exact(s)).zip(sums.iter().zip(lens.iter()));
         for ((prow, erow), (&sum, &len)) in rows {
-            for (j, (pj, &ej)) in prow.iter_mut().zip(erow).enumerate() {
+            // Divisions only as far as the exponentials went; the rest of the row is +0.
+            let upto = len.next_multiple_of(16).min(s);
+            let (computed, masked) = prow.split_at_mut(upto);
+            for (j, (pj, &ej)) in computed.iter_mut().zip(erow).enumerate() {
                 let p = H::round(ej / sum);
                 *pj = if j < len { p } else { 0 };
             }
+            masked.fill(0);
         }
     }
 }
