@@ -177,6 +177,13 @@ pub struct Controller {
     pub kaw: Constant<Bits<5>>,
     /// log2 of the A words per slot and half: `kaw − 3`.
     pub slot_shift: Constant<Bits<5>>,
+    /// A B row of C int8 (bit 0) / 16-bit (bit 1) elements is a power-of-two number of
+    /// 16-byte words, so a row of several column groups can be loaded in one transfer.
+    pub bjoin_ok: Constant<Bits<2>>,
+    /// log2 of those words per group, int8.
+    pub bjoin_lg8: Constant<Bits<3>>,
+    /// log2 of those words per group, 16-bit.
+    pub bjoin_lg16: Constant<Bits<3>>,
     /// Precisions built in (bit p = precision code p).
     pub prec_mask: Constant<Bits<16>>,
     /// L − 1 (L: accumulations interleaved per PE).
@@ -340,7 +347,7 @@ pub struct Controller {
     l_arow0: DFF<Bits<32>>,
     l_bk0: DFF<Bits<32>>,
     l_rv: DFF<Bits<16>>,
-    l_cv: DFF<Bits<8>>,
+    l_cv: DFF<Bits<16>>,
     l_kc: DFF<Bits<16>>,
     l_anew: DFF<Bit>,
     l_isa: DFF<Bit>,
@@ -512,7 +519,11 @@ pub struct Controller {
     l_nleft: Signal<Local, Bits<32>>,
     l_kleft: Signal<Local, Bits<32>>,
     l_rv_new: Signal<Local, Bits<16>>,
-    l_cv_new: Signal<Local, Bits<8>>,
+    l_cv_new: Signal<Local, Bits<16>>,
+    l_bjoin: Signal<Local, Bit>,
+    l_wlg: Signal<Local, Bits<3>>,
+    l_wgrp: Signal<Local, Bits<16>>,
+    l_wwig: Signal<Local, Bits<16>>,
     l_kc_new: Signal<Local, Bits<16>>,
     l_req: Signal<Local, Bit>,
     l_raddr: Signal<Local, Bits<32>>,
@@ -570,6 +581,11 @@ pub struct Controller {
     irq_done: Signal<Local, Bit>,
 }
 
+/// Whether a row of `bytes` bytes is a power-of-two number (up to 128) of 16-byte words.
+fn words_pow2(bytes: usize) -> bool {
+    bytes.is_multiple_of(16) && (bytes / 16).is_power_of_two() && bytes / 16 <= 128
+}
+
 impl Controller {
     /// A controller for an `rows × cols` array of PEs interleaving `interleave` accumulations,
     /// with buffer halves of `2^kaw` k steps (`kaw` ≥ 4) and the precisions in `prec_mask`
@@ -594,6 +610,11 @@ impl Controller {
             kdepth: Constant::new((1u64 << kaw).into()),
             kaw: Constant::new((kaw as u64).into()),
             slot_shift: Constant::new(((kaw - 3) as u64).into()),
+            bjoin_ok: Constant::new(
+                (u64::from(words_pow2(cols)) | u64::from(words_pow2(2 * cols)) << 1).into(),
+            ),
+            bjoin_lg8: Constant::new(u64::from((cols / 16).max(1).trailing_zeros()).into()),
+            bjoin_lg16: Constant::new(u64::from((2 * cols / 16).max(1).trailing_zeros()).into()),
             prec_mask: Constant::new(u64::from(prec_mask).into()),
             ilv_last: Constant::new((interleave as u64 - 1).into()),
             lgl: Constant::new((lgl as u64).into()),
@@ -864,6 +885,10 @@ impl Controller {
             l_kleft: Default::default(),
             l_rv_new: Default::default(),
             l_cv_new: Default::default(),
+            l_bjoin: Default::default(),
+            l_wlg: Default::default(),
+            l_wgrp: Default::default(),
+            l_wwig: Default::default(),
             l_kc_new: Default::default(),
             l_req: Default::default(),
             l_raddr: Default::default(),
@@ -1320,11 +1345,23 @@ impl Logic for Controller {
         if self.l_mleft.val() < bit_cast::<32, 16>(self.l_trows.val()) {
             self.l_rv_new.next = self.l_mleft.val().get_bits::<16>(0);
         }
-        // The columns of the B block of the group being loaded.
+        // The columns of the B block being loaded: one group's C, or, when a group's row is
+        // a power-of-two number of whole 16-byte words (*joined*), the whole tile's row in one
+        // transfer, word w going to group w / (words per group). Joined rows save the extra
+        // beat that each group's row costs when rows start inside a beat.
+        self.l_bjoin.next = (self.l_g.val() != 0) & self.bjoin_ok.val().get_bit(1);
+        self.l_wlg.next = self.bjoin_lg16.val();
+        if self.l_esz.val() == 0 {
+            self.l_bjoin.next = (self.l_g.val() != 0) & self.bjoin_ok.val().get_bit(0);
+            self.l_wlg.next = self.bjoin_lg8.val();
+        }
         self.l_bnleft.next = self.lf_n.val() - self.l_bcol.q.val();
-        self.l_cv_new.next = self.cols.val();
-        if self.l_bnleft.val() < bit_cast::<32, 8>(self.cols.val()) {
-            self.l_cv_new.next = self.l_bnleft.val().get_bits::<8>(0);
+        self.l_cv_new.next = bit_cast::<16, 8>(self.cols.val());
+        if self.l_bjoin.val() {
+            self.l_cv_new.next = self.l_tcols.val();
+        }
+        if self.l_bnleft.val() < bit_cast::<32, 16>(self.l_cv_new.val()) {
+            self.l_cv_new.next = self.l_bnleft.val().get_bits::<16>(0);
         }
         self.l_kc_new.next = self.l_kchunk.val().get_bits::<16>(0);
         if self.l_kleft.val() < self.l_kchunk.val() {
@@ -1336,7 +1373,7 @@ impl Logic for Controller {
         self.l_beat_ready.next = false;
         self.l_req.next = false;
         self.l_raddr.next = self.l_ptr.q.val();
-        self.l_rcount.next = bit_cast::<16, 8>(self.l_cv.q.val());
+        self.l_rcount.next = self.l_cv.q.val();
         self.l_rrows.next = self.l_kc.q.val();
         self.l_rstride.next = self.lf_ldb.val();
         if self.l_isa.q.val() {
@@ -1401,10 +1438,16 @@ impl Logic for Controller {
         self.a_waddr.next =
             self.l_aoff.val() | (self.l_a_slot.val() << self.slot_shift.val()) | self.l_wword.val();
         self.a_wdata.next = self.l_wdata.val();
-        self.b_wword.next = self.l_wword.val().get_bits::<8>(0);
-        self.b_waddr.next = self.l_boff.val()
-            | (bit_cast::<16, 8>(self.l_s2.q.val()) << self.l_kclg.val())
-            | self.l_t.q.val();
+        self.l_wgrp.next = bit_cast::<16, 8>(self.l_s2.q.val());
+        self.l_wwig.next = self.l_wword.val();
+        if self.l_bjoin.val() {
+            self.l_wgrp.next = self.l_wword.val() >> self.l_wlg.val();
+            self.l_wwig.next =
+                self.l_wword.val() & ((bit_cast::<16, 1>(1.into()) << self.l_wlg.val()) - 1);
+        }
+        self.b_wword.next = self.l_wwig.val().get_bits::<8>(0);
+        self.b_waddr.next =
+            self.l_boff.val() | (self.l_wgrp.val() << self.l_kclg.val()) | self.l_t.q.val();
         self.b_wdata.next = self.l_wdata.val();
 
         match self.ls.q.val() {
@@ -1484,7 +1527,8 @@ impl Logic for Controller {
                     self.ls.d.next = LoadState::Ready;
                     if self.l_isa.q.val() {
                         self.ls.d.next = LoadState::BWait;
-                    } else if (self.l_s2.q.val() != self.ilv_last.val() >> self.l_lgl1.val())
+                    } else if !self.l_bjoin.val()
+                        & (self.l_s2.q.val() != self.ilv_last.val() >> self.l_lgl1.val())
                         & (self.l_bnleft.val() > bit_cast::<32, 8>(self.cols.val()))
                     {
                         // The next column group's block (none for groups right of N).
@@ -1808,8 +1852,9 @@ impl Logic for Controller {
             }
             DrainState::WriteWait => {
                 // Row taken by the write engine (and its successor's start value staged):
-                // shift. Write responses are checked as they come (below).
-                if !self.wr_busy.val() {
+                // shift, already in the cycle the engine takes the row's last group. Write
+                // responses are checked as they come (below).
+                if !self.wr_busy.val() | self.wr_can_start.val() {
                     self.sh_shift.next = true;
                     self.di_ptr.d.next = self.di_ptr.q.val() + self.if_ldc.val();
                     self.do_ptr.d.next = self.do_ptr.q.val() + self.of_ldd.val();

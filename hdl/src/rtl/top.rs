@@ -739,6 +739,36 @@ mod tests {
         }
     }
 
+    /// Column groups whose B rows are whole 16-byte words (C = 8: bf16 rows of one word) load
+    /// the tile's row of every group in one transfer: word w goes to group w. Rows start inside
+    /// a beat; N ends inside a group and before the last; K resident and chunked; int8 (rows
+    /// of half a word) loads group by group in the same GEMM stream.
+    #[test]
+    fn joined_group_rows_load_in_one_transfer() {
+        let cfg = HdlConfig {
+            rows: 2,
+            cols: 8,
+            interleave: 4,
+            ..config()
+        };
+        let mut h = Harness::new(&cfg);
+        let mut gemms = Vec::new();
+        for (n, (m, nn, k)) in [(4, 16, 5), (3, 13, 9), (2, 29, 3), (1, 9, 6)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = GemmSpec::new(Precision::Bf16, m, nn, k);
+            s.accumulate = n % 2 == 1;
+            s.output = [OutputFormat::F32, OutputFormat::Bf16][n % 2];
+            gemms.push((s, 500 + n as u64));
+            gemms.push((GemmSpec::new(Precision::Int8, m, nn, k), 600 + n as u64));
+        }
+        // Streams of four: the FIFO, the validator and this queue of two hold seven.
+        for stream in gemms.chunks(4) {
+            gemm_stream(&mut h, stream);
+        }
+    }
+
     /// Descriptors rung back to back run as one stream: the loader goes on to the next GEMM's
     /// operands, the drain brings in its first start values while the previous GEMM's last
     /// tiles compute and leave, and each retires in order. Neighbours differ in precision
