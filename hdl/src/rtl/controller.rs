@@ -1185,6 +1185,8 @@ impl Logic for Controller {
         self.l_has.next = self.lp.q.val() != self.wp.q.val();
         self.c_has.next = self.cp.q.val() != self.wp.q.val();
         self.i_has.next = self.ip.q.val() != self.wp.q.val();
+        // One selection per reader, written out (`#[hdl_gen]` has no loops or functions);
+        // synthesis keeps only the fields each reader uses.
         self.l_dsc.next = self.e0.q.val();
         self.l_g.next = self.eg0.q.val();
         if self.lp.q.val().get_bits::<2>(0) == 1 {

@@ -219,7 +219,8 @@ impl<const AW: usize> Logic for Accelerator<AW> {
         self.ctrl.rd_beat_valid.next = self.rd.beat_valid.val();
         self.ctrl.rd_beat_data.next = self.rd.beat_data.val();
 
-        // Array drain → output conversion (four lanes) → DMA write.
+        // Array drain → output conversion (four lanes) → DMA write. One block per lane,
+        // written out: `#[hdl_gen]` has no loops or arrays of blocks.
         self.conv0.code.next = self.ctrl.oc_code.val();
         self.conv0.is_float.next = self.ctrl.oc_float.val();
         self.conv0.acc.next = self.core.out_data.val().get_bits::<32>(0);
