@@ -811,6 +811,41 @@ mod tests {
         gemm_stream(&mut h, &ones);
     }
 
+    /// A memory error in the middle of a stream: the descriptors in the FIFO retire with it
+    /// (each counted), nothing hangs, and the next GEMM runs normally.
+    #[test]
+    fn an_error_in_a_stream_retires_the_descriptors_in_flight() {
+        let mut h = Harness::new(&config());
+        let spec = GemmSpec::new(Precision::Bf16, 5, 4, 19);
+        let mut gemms: Vec<Prepared> = (0..3)
+            .map(|i| prepare(&mut h, spec, 700 + i, i as usize * 0x8000))
+            .collect();
+        // The second GEMM's B lies where the memory answers with errors.
+        let bad_at = 0x30000u32;
+        h.mem.error_from = u64::from(bad_at);
+        for (reg, value) in gemms[1].desc.regs.iter_mut() {
+            if *reg == regmap::DESC_B_LO {
+                *value = bad_at;
+            }
+        }
+        let done = h.read(regmap::COMPLETED);
+        let errors = h.read(regmap::ERRORS);
+        for p in &gemms {
+            submit(&mut h, &p.desc);
+        }
+        h.wait_completed(done + 3, 400_000);
+        let failed = h.read(regmap::ERRORS) - errors;
+        assert!((1..=3).contains(&failed), "{failed} descriptors failed");
+        let status = h.read(regmap::STATUS);
+        assert_eq!(
+            fields::STATUS::LAST_ERROR.get(status),
+            ErrorCode::ReadResponse as u32
+        );
+        assert_eq!(fields::STATUS::BUSY.get(status), 0, "idle after the abort");
+        h.mem.error_from = u64::MAX;
+        gemm_case(&mut h, spec, 710);
+    }
+
     #[test]
     fn malformed_descriptors_raise_errors_and_never_hang() {
         let mut h = Harness::new(&config());
