@@ -234,12 +234,20 @@ fn prepare(args: &RoundArgs) -> Result<Prepared> {
     let start = Instant::now();
     let source: Box<dyn ModelSource + Send + Sync> =
         spec.open(block_hash, args.dtype.map(DtypeArg::dtype), threads)?;
-    let device: Box<dyn MatmulDevice> = match args.device {
-        DeviceArg::Cpu => Box::new(CpuDevice::new(threads)),
-        DeviceArg::Reference => Box::new(ReferenceDevice::new()),
+    // A CPU device and the host passes share one pool of `threads` workers.
+    let (device, shared_pool): (Box<dyn MatmulDevice>, _) = match args.device {
+        DeviceArg::Cpu => {
+            let cpu = CpuDevice::new(threads);
+            let pool = cpu.pool();
+            (Box::new(cpu), Some(pool))
+        }
+        DeviceArg::Reference => (Box::new(ReferenceDevice::new()), None),
     };
     let mut engine = Engine::load(source.as_ref(), device)?;
-    engine.set_host_threads(threads);
+    match shared_pool {
+        Some(pool) => engine.set_host_pool(pool),
+        None => engine.set_host_threads(threads),
+    }
     let load_seconds = start.elapsed().as_secs_f64();
     let params = RoundParams {
         k_dim: args.k_dim,

@@ -10,6 +10,8 @@
 //! triple loop). It is slow and obviously right; tests run the forward on both and require equal
 //! artifact bits, which is the "device runs only the GEMMs" proof in miniature.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::gemm::fast::{
@@ -35,7 +37,7 @@ struct Resident {
 pub struct CpuDevice {
     threads: usize,
     isa: Isa,
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     weights: Vec<Resident>,
 }
 
@@ -60,8 +62,16 @@ impl CpuDevice {
             .thread_name(|i| format!("golden-cpu-{i}"))
             .build()
             .expect("the OS can start a handful of threads");
+        CpuDevice::in_pool(Arc::new(pool), isa)
+    }
+
+    /// The same device on an existing thread pool, which it may share with the host's
+    /// elementwise passes ([`super::forward::Engine::set_host_pool`]): two pools on the same cores
+    /// fight, because rayon's idle workers spin for a while before they sleep, taking the core
+    /// from the other pool's workers just woken for the next step.
+    pub fn in_pool(pool: Arc<rayon::ThreadPool>, isa: Isa) -> Self {
         CpuDevice {
-            threads,
+            threads: pool.current_num_threads(),
             isa: if isa.is_supported() {
                 isa
             } else {
@@ -70,6 +80,11 @@ impl CpuDevice {
             pool,
             weights: Vec::new(),
         }
+    }
+
+    /// The device's thread pool, for the host passes to share ([`CpuDevice::in_pool`]).
+    pub fn pool(&self) -> Arc<rayon::ThreadPool> {
+        Arc::clone(&self.pool)
     }
 
     fn error(&self, e: GemmError) -> DeviceError {

@@ -22,6 +22,7 @@
 //! 9. layer reflection: `round(h − t·v)` with `t = 2·(v·h)` in `f32`;
 //! 10. final RMSNorm (rule 2) at the last position, decoded to `f32`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::artifact::{artifact_from_hidden, Artifact, Round, RoundParams};
@@ -190,7 +191,7 @@ fn resized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
 /// step on small models).
 struct HostPool {
     threads: usize,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl<D: MatmulDevice> std::fmt::Debug for Engine<D> {
@@ -331,8 +332,21 @@ impl<D: MatmulDevice> Engine<D> {
                     .build()
                     .ok()
             })
-            .flatten();
+            .flatten()
+            .map(Arc::new);
         self.host = HostPool { threads, pool };
+    }
+
+    /// Runs the host's elementwise work on `pool` (its threads), typically the pool of a
+    /// [`super::cpu::CpuDevice`] ([`super::cpu::CpuDevice::pool`]). Sharing one pool is what a CPU device
+    /// wants: with a pool each, the device's idle workers spin on the cores the host's workers
+    /// were just woken for, and the host's passes barely gain from the second thread.
+    pub fn set_host_pool(&mut self, pool: Arc<rayon::ThreadPool>) {
+        let threads = pool.current_num_threads().max(1);
+        self.host = HostPool {
+            threads,
+            pool: (threads > 1).then_some(pool),
+        };
     }
 
     /// Resets the time counters.
