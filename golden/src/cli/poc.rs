@@ -248,6 +248,7 @@ fn prepare(args: &RoundArgs) -> Result<Prepared> {
         Some(pool) => engine.set_host_pool(pool),
         None => engine.set_host_threads(threads),
     }
+    engine.reserve(args.batch.max(1), seq_len);
     let load_seconds = start.elapsed().as_secs_f64();
     let params = RoundParams {
         k_dim: args.k_dim,

@@ -320,6 +320,37 @@ impl<D: MatmulDevice> Engine<D> {
         self.timing
     }
 
+    /// Sizes the forward's activation buffers for batches of up to `batch_size` nonces of
+    /// `seq_len` positions now, as an inference engine sizes its workspace at start-up, rather
+    /// than in the first batch: growing them there zero-fills and page-faults about 10 MB on
+    /// the `small` preset with batch 32, which on the benchmark machine took 8 ms of that
+    /// batch's host time. Larger batches still grow them when they come; nothing else changes.
+    pub fn reserve(&mut self, batch_size: usize, seq_len: usize) {
+        let c = &self.config;
+        let rows = batch_size.max(1) * seq_len.max(1);
+        let products = batch_size.max(1) * c.num_heads;
+        let (d, f) = (c.hidden_size, c.intermediate_size);
+        let sc = &mut self.scratch;
+        for (buf, len) in [
+            (&mut sc.h, rows * d),
+            (&mut sc.xn, rows * d),
+            (&mut sc.qkv, rows * (c.q_dim() + 2 * c.kv_dim())),
+            (&mut sc.o, rows * d),
+            (&mut sc.gu, rows * 2 * f),
+            (&mut sc.act, rows * f),
+            (&mut sc.down, rows * d),
+            (&mut sc.attention.qa, rows * c.q_dim()),
+            (&mut sc.attention.kt, rows * c.q_dim()),
+            (&mut sc.attention.vb, rows * c.q_dim()),
+            (&mut sc.attention.probs, products * seq_len * seq_len),
+            (&mut sc.attention.ctx, rows * c.q_dim()),
+            (&mut sc.attention.out, rows * c.q_dim()),
+        ] {
+            overwritten(buf, len);
+        }
+        overwritten(&mut sc.attention.scores, products * seq_len * seq_len);
+    }
+
     /// Splits the host's elementwise work over `threads` threads (rows are independent, so the
     /// bits do not depend on it).
     pub fn set_host_threads(&mut self, threads: usize) {
@@ -362,6 +393,22 @@ impl<D: MatmulDevice> Engine<D> {
     /// (steps 8–12) and prepares batch `i + 1`'s inputs ([`BatchInputs`]: they depend on nothing
     /// but the round, the nonces and the weights).
     pub fn artifacts(
+        &mut self,
+        round: &Round,
+        nonces: &[u64],
+        batch_size: usize,
+    ) -> Result<Vec<Artifact>, PocError> {
+        // The batch loop runs on one of the host pool's workers (see
+        // [`Engine::hidden_states_from`]): handing each batch's forward to a worker from outside
+        // took about half a millisecond per batch on the loaded benchmark machine.
+        match self.host.pool.clone() {
+            Some(pool) => pool.install(|| self.run_batches(round, nonces, batch_size)),
+            None => self.run_batches(round, nonces, batch_size),
+        }
+    }
+
+    /// [`Engine::artifacts`], on the calling thread.
+    fn run_batches(
         &mut self,
         round: &Round,
         nonces: &[u64],
@@ -488,7 +535,14 @@ impl<D: MatmulDevice> Engine<D> {
             },
         );
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.forward(&host, &mut scratch, round, nonces, inputs);
+        // The forward runs on one of the pool's workers, so that each host pass (and each
+        // product of a CPU device sharing the pool) starts and ends there: called from outside,
+        // every one of them is a hand-off to a worker and a wake-up of this thread when it is
+        // done, a dozen per layer. (From [`Engine::artifacts`] it is on a worker already.)
+        let result = match host.pool.clone() {
+            Some(pool) => pool.install(|| self.forward(&host, &mut scratch, round, nonces, inputs)),
+            None => self.forward(&host, &mut scratch, round, nonces, inputs),
+        };
         self.host = host;
         self.scratch = scratch;
         self.timing.total += start.elapsed();
@@ -748,13 +802,23 @@ simd_fn! {
 fn softmax_rows<H>(probs: &mut [u16], scores: &[f32], s: usize, queries: &[usize], scale: f32) {
     let m = queries.len();
     let mut e = vec![0f32; s * ROW_LANES];
+    let mut columns = Vec::new();
     let mut lens = [0usize; ROW_LANES];
     let groups = scores.chunks(s * ROW_LANES).zip(probs.chunks_mut(s * ROW_LANES));
-    for (g, (srows, prows)) in groups.enumerate() {
-        let lens = &mut lens[..srows.len() / s];
-        for (r, len) in lens.iter_mut().enumerate() {
-            *len = queries[(g * ROW_LANES + r) % m] + 1;
+    // Row `i` of the batch is query `i mod m` of its product.
+    let mut query = 0;
+    for (srows, prows) in groups {
+        let rows = srows.len() / s;
+        for len in &mut lens[..rows] {
+            *len = queries[query] + 1;
+            query = if query + 1 == m { 0 } else { query + 1 };
         }
+        if rows == ROW_LANES
+            && lanes::softmax_rows16(srows, s, &lens, scale, H::round, &mut columns, prows)
+        {
+            continue;
+        }
+        let lens = &mut lens[..rows];
         let max = lanes::reduce_rows(srows, s, Some(lens), Reduction::MaxScaled(scale));
         let e = &mut e[..srows.len()];
         let rows = e.chunks_exact_mut(s).zip(srows.chunks_exact(s));
@@ -1451,14 +1515,21 @@ mod tests {
             .collect()
     }
 
-    /// The batched softmax (side-by-side maxima and sums, masked tails) equals rule 4 row by
-    /// row, bit for bit, with NaN, infinities and zeros of both signs among the scores.
+    /// The batched softmax (side-by-side maxima and sums, masked tails; on AVX-512 whole groups
+    /// of 16 rows as columns) equals rule 4 row by row, bit for bit, with NaN, infinities and
+    /// zeros of both signs among the scores: for a row length that is no multiple of any lane
+    /// count (partial groups and partial column blocks), and for the forward's causal shapes
+    /// (every position queried, or only the last).
     #[test]
     fn softmax_rows_equal_rule_4_row_by_row() {
         fn check<H: Half>() {
-            let s = 37; // not a multiple of any lane count
-            let queries = [0usize, 3, 15, 16, 17, 31, 36];
-            let (m, count) = (queries.len(), 5);
+            check_shape::<H>(37, &[0, 3, 15, 16, 17, 31, 36], 5);
+            check_shape::<H>(16, &(0..16).collect::<Vec<_>>(), 3);
+            check_shape::<H>(32, &(0..32).collect::<Vec<_>>(), 2);
+            check_shape::<H>(32, &[31], 40);
+        }
+        fn check_shape<H: Half>(s: usize, queries: &[usize], count: usize) {
+            let m = queries.len();
             let mut state = 0x9E37_79B9u32;
             let mut scores: Vec<f32> = (0..count * m * s)
                 .map(|_| {
@@ -1473,10 +1544,10 @@ mod tests {
                 *x = if j % 3 == 0 { -0.0 } else { 0.0 };
             }
             scores[5 * s..6 * s].fill(f32::NAN);
-            scores[6 * s + 20] = 1e30; // scaled, the others underflow to zero
+            scores[6 * s + 15] = 1e30; // scaled, the others underflow to zero
             let scale = 0.17;
             let mut probs = vec![0xFFFFu16; scores.len()];
-            softmax_rows::<H>(&mut probs, &scores, s, &queries, scale);
+            softmax_rows::<H>(&mut probs, &scores, s, queries, scale);
             for (r, (got, row)) in probs
                 .chunks_exact(s)
                 .zip(scores.chunks_exact(s))
