@@ -172,9 +172,12 @@ fn raw_rate(
         .map_err(|e| anyhow::anyhow!("--device: {e}"))?
         .backend()
         .open()?;
-    let host_threads = device.host_threads();
+    let (host_threads, host_pool) = (device.host_threads(), device.host_pool());
     let mut golden = golden::poc::Engine::load(weights, device)?;
-    golden.set_host_threads(host_threads);
+    match host_pool {
+        Some(pool) => golden.set_host_pool(pool),
+        None => golden.set_host_threads(host_threads),
+    }
     let round = engine::round(
         weights,
         BLOCK_HASH,

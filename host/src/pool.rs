@@ -408,7 +408,7 @@ fn run_unit(
     if needs_load {
         *loaded = None;
         let mut engine = Engine::load(&*unit.ctx.weights, device.clone())?;
-        engine.set_host_threads(device.host_threads());
+        device.configure_host(&mut engine);
         *loaded = Some(Loaded {
             weights: unit.ctx.weights.clone(),
             engine,

@@ -486,7 +486,21 @@ impl<D: MatmulDevice> Engine<D> {
             // The last batch's steps 8–12 have nothing left to overlap with: host time.
             if let Some((batch, hidden)) = finished {
                 let start = Instant::now();
-                out.extend(artifacts_of(round, batch, &hidden));
+                match &self.host.pool {
+                    // Nothing is left to overlap with: the nonces' steps side by side.
+                    Some(pool) => {
+                        use rayon::prelude::*;
+                        let done: Vec<Option<Artifact>> = pool.install(|| {
+                            batch
+                                .par_iter()
+                                .zip(hidden.par_iter())
+                                .map(|(&nonce, h)| artifact_from_hidden(round, nonce, h))
+                                .collect()
+                        });
+                        out.extend(done.into_iter().flatten());
+                    }
+                    None => out.extend(artifacts_of(round, batch, &hidden)),
+                }
                 self.timing.total += start.elapsed();
             }
             Ok::<(), PocError>(())
@@ -1432,6 +1446,18 @@ mod tests {
         }
         let mut portable = Engine::load(&model, CpuDevice::portable(2)).unwrap();
         assert_eq!(portable.artifacts(&round, &nonces, 4).unwrap(), expect);
+        // Host passes on a pool of their own, and on the device's pool (the batch loop then
+        // runs on one of its workers), with the workspace sized ahead or not.
+        let mut own = Engine::load(&model, CpuDevice::new(2)).unwrap();
+        own.set_host_threads(2);
+        assert_eq!(own.artifacts(&round, &nonces, 3).unwrap(), expect);
+        let device = CpuDevice::new(2);
+        let pool = device.pool();
+        let mut shared = Engine::load(&model, device).unwrap();
+        shared.set_host_pool(pool);
+        shared.reserve(2, round.params.seq_len);
+        assert_eq!(shared.artifacts(&round, &nonces, 5).unwrap(), expect);
+        assert_eq!(shared.hidden_states(&round, &nonces[..2]).unwrap().len(), 2);
         let t = base.timing();
         assert!(t.nonces == 7 && t.device <= t.total);
     }

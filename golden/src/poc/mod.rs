@@ -39,6 +39,9 @@ use std::path::PathBuf;
 pub use artifact::{Artifact, Round, RoundParams};
 pub use device::{DeviceError, MatmulDevice};
 pub use forward::Engine;
+/// The thread pool a [`cpu::CpuDevice`] computes on, which [`Engine::set_host_pool`] can share
+/// with the host passes (re-exported so users need not name the `rayon` version).
+pub use rayon::ThreadPool;
 
 /// Why a model could not be opened or read. Each variant says what was wrong and what would be
 /// right.

@@ -4,9 +4,11 @@
 //! own. Temperature and power are the CPU package's, where Linux exposes them (see
 //! [`super::telemetry`]).
 
+use std::sync::Arc;
+
 use golden::poc::cpu::CpuDevice;
 use golden::poc::device::{BatchSpec, MatOut, WeightHandle, WeightUpload};
-use golden::poc::{DeviceError, MatmulDevice};
+use golden::poc::{DeviceError, MatmulDevice, ThreadPool};
 use serde::Deserialize;
 
 use super::fault::FaultConfig;
@@ -161,5 +163,9 @@ impl Device for CpuBackend {
 
     fn host_threads(&self) -> usize {
         self.threads
+    }
+
+    fn host_pool(&self) -> Option<Arc<ThreadPool>> {
+        Some(self.device.pool())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use golden::poc::device::{BatchSpec, MatOut, WeightHandle, WeightUpload};
-use golden::poc::{DeviceError, MatmulDevice};
+use golden::poc::{DeviceError, Engine, MatmulDevice, ThreadPool};
 
 use super::fault::{FaultConfig, FaultInjector, Injection};
 use super::{Device, Telemetry};
@@ -138,6 +138,20 @@ impl GuardedDevice {
     /// Threads for the host side of the forward.
     pub fn host_threads(&self) -> usize {
         self.lock().device.host_threads()
+    }
+
+    /// The pool the host side of the forward should share with the device, if any.
+    pub fn host_pool(&self) -> Option<Arc<ThreadPool>> {
+        self.lock().device.host_pool()
+    }
+
+    /// Points `engine`'s host-side work at this device's pool where it has one, else at a pool
+    /// of [`GuardedDevice::host_threads`] threads.
+    pub fn configure_host<D: MatmulDevice>(&self, engine: &mut Engine<D>) {
+        match self.host_pool() {
+            Some(pool) => engine.set_host_pool(pool),
+            None => engine.set_host_threads(self.host_threads()),
+        }
     }
 
     /// The backend's name.

@@ -16,7 +16,9 @@ pub mod guard;
 pub mod sim;
 pub mod telemetry;
 
-use golden::poc::{DeviceError, MatmulDevice};
+use std::sync::Arc;
+
+use golden::poc::{DeviceError, MatmulDevice, ThreadPool};
 use serde::Deserialize;
 
 pub use fault::FaultConfig;
@@ -45,6 +47,13 @@ pub trait Device: MatmulDevice {
     /// feeds this device.
     fn host_threads(&self) -> usize {
         1
+    }
+
+    /// A thread pool the host-side work should share with the device, where the device computes
+    /// on this machine's cores (the CPU backend): a pool of its own would fight the device's for
+    /// the same cores.
+    fn host_pool(&self) -> Option<Arc<ThreadPool>> {
+        None
     }
 }
 
