@@ -125,7 +125,11 @@ async fn errors_and_hangs_are_reset_then_quarantined() {
             data_dir = "{dir}"
             [health]
             max_faults = 2
-            stall_s = 1.0
+            # Wide margins: the injected hangs never complete, so they are caught either way,
+            # while a product or unit merely slowed by a loaded CI machine must not count as a
+            # hang (with 1 s and the default factor 10, one did once).
+            stall_s = 3.0
+            hang_factor = 50.0
             [crosscheck]
             fraction = 0.05
             [callbacks]
