@@ -21,8 +21,8 @@ use crate::gemm::{self, GemmError, GemmSpec};
 use crate::numerics::{OutputFormat, Precision};
 
 use super::device::{
-    check_batch, check_upload, BatchSpec, DeviceError, MatOut, MatmulDevice, WeightHandle,
-    WeightUpload,
+    check_batch, check_strided, check_upload, strided_by_copies, BatchSpec, DeviceError, MatOut,
+    MatmulDevice, Strided, WeightHandle, WeightUpload,
 };
 
 /// A resident weight: the packed `B` and its prior accumulator row.
@@ -102,6 +102,22 @@ fn operand(
     cols: usize,
 ) -> Result<Operand<'_>, GemmError> {
     let view = MatRef::dense(data, rows, cols)?;
+    Ok(match precision {
+        Precision::Bf16 => Operand::Bf16(view),
+        _ => Operand::Fp16(view),
+    })
+}
+
+/// A `rows × cols` operand view at `offset` in `data`, rows `row_stride` apart.
+fn strided_operand(
+    precision: Precision,
+    data: &[u16],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+) -> Result<Operand<'_>, GemmError> {
+    let view = MatRef::new(&data[offset..], rows, cols, row_stride)?;
     Ok(match precision {
         Precision::Bf16 => Operand::Bf16(view),
         _ => Operand::Fp16(view),
@@ -213,6 +229,73 @@ impl MatmulDevice for CpuDevice {
                 .par_chunks_mut(m * n)
                 .enumerate()
                 .try_for_each(|(p, o)| one(p, MatOut::Fp16(o))),
+        });
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Reads each `A_p` and `B_p` where it lies and writes each `D_p` in place, one outer index
+    /// (a nonce) per task, when the outer indices own disjoint slices of `d`
+    /// ([`super::device::BatchLayout::outer_blocks_are_disjoint`]); otherwise by copies.
+    fn matmul_batch_strided(
+        &mut self,
+        spec: &BatchSpec,
+        a: Strided<&[u16]>,
+        b: Strided<&[u16]>,
+        d: Strided<MatOut<'_>>,
+    ) -> Result<(), DeviceError> {
+        check_strided(&self.describe(), spec, &a, &b, &d)?;
+        let (m, k, n, count) = (spec.m, spec.k, spec.n, spec.count);
+        let dl = d.layout;
+        if count == 0 || !dl.outer_blocks_are_disjoint(m, n) {
+            return strided_by_copies(self, spec, a, b, d);
+        }
+        let options = Options {
+            isa: self.isa,
+            threads: 1,
+        };
+        let precision = spec.precision;
+        let (al, bl) = (a.layout, b.layout);
+        // Outer index `o`'s products, into its block of `d` (which starts at
+        // `dl.base + o·outer_stride`).
+        let outer = |o: usize, block: MatOut<'_>| -> Result<(), GemmError> {
+            let mut block = block;
+            let first = o * dl.inner_count;
+            for p in first..(first + dl.inner_count).min(count) {
+                let b_view = strided_operand(precision, b.data, bl.offset(p), k, n, bl.row_stride)?;
+                let packed = PackedB::new(b_view)?;
+                let a_view = strided_operand(precision, a.data, al.offset(p), m, k, al.row_stride)?;
+                let at = dl.offset(p) - dl.base - o * dl.outer_stride;
+                let out = match &mut block {
+                    MatOut::F32(x) => Output::F32(MatMut::new(&mut x[at..], m, n, dl.row_stride)?),
+                    MatOut::Bf16(x) => {
+                        Output::Bf16(MatMut::new(&mut x[at..], m, n, dl.row_stride)?)
+                    }
+                    MatOut::Fp16(x) => {
+                        Output::Fp16(MatMut::new(&mut x[at..], m, n, dl.row_stride)?)
+                    }
+                };
+                gemm_packed(a_view, &packed, Prior::Zero, out, options)?;
+            }
+            Ok(())
+        };
+        let outers = count.div_ceil(dl.inner_count);
+        let stride = dl.outer_stride;
+        let result = self.pool.install(|| match d.data {
+            MatOut::F32(x) => x[dl.base..]
+                .par_chunks_mut(stride)
+                .take(outers)
+                .enumerate()
+                .try_for_each(|(o, block)| outer(o, MatOut::F32(block))),
+            MatOut::Bf16(x) => x[dl.base..]
+                .par_chunks_mut(stride)
+                .take(outers)
+                .enumerate()
+                .try_for_each(|(o, block)| outer(o, MatOut::Bf16(block))),
+            MatOut::Fp16(x) => x[dl.base..]
+                .par_chunks_mut(stride)
+                .take(outers)
+                .enumerate()
+                .try_for_each(|(o, block)| outer(o, MatOut::Fp16(block))),
         });
         result.map_err(|e| self.error(e))
     }
@@ -351,6 +434,7 @@ impl MatmulDevice for ReferenceDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::poc::device::BatchLayout;
     use crate::poc::rng::{normal, seed32};
     use proptest::prelude::*;
 
@@ -432,6 +516,199 @@ mod tests {
                 prop_assert!(got.iter().zip(&expect).all(|(x, y)| x.to_bits() == y.to_bits()));
             }
         }
+    }
+
+    /// Attention-shaped layouts: `outers` nonces of `inner` heads, `group` heads sharing one
+    /// `B`, rows `pad` wider than the matrices, and `D` either in disjoint per-nonce blocks
+    /// (heads side by side in each row, as the forward's output rows) or overlapping.
+    fn strided_case(
+        precision: Precision,
+        (outers, inner, group): (usize, usize, usize),
+        (m, k, n): (usize, usize, usize),
+        count: usize,
+        pad: usize,
+        disjoint: bool,
+    ) {
+        let spec = BatchSpec {
+            precision,
+            count,
+            m,
+            k,
+            n,
+        };
+        let a_layout = BatchLayout {
+            base: 3,
+            outer_stride: inner * m * (k + pad),
+            inner_count: inner,
+            inner_group: 1,
+            inner_stride: m * (k + pad),
+            row_stride: k + pad,
+        };
+        let b_row = inner / group * n + pad;
+        let b_layout = BatchLayout {
+            base: 1,
+            outer_stride: k * b_row,
+            inner_count: inner,
+            inner_group: group,
+            inner_stride: n,
+            row_stride: b_row,
+        };
+        let d_row = inner * n + pad;
+        let d_layout = BatchLayout {
+            base: 2,
+            // Overlapping: each nonce's block starts one row into the previous one's.
+            outer_stride: if disjoint { m * d_row } else { d_row.max(1) },
+            inner_count: inner,
+            inner_group: 1,
+            inner_stride: n,
+            row_stride: d_row,
+        };
+        let a = operands(precision, "sa", 3 + outers * a_layout.outer_stride, 2.0);
+        let b = operands(precision, "sb", 1 + outers * b_layout.outer_stride, 2.0);
+        let d_len = 2 + outers * d_layout.outer_stride + m * d_row;
+        let sentinel = 0x7E57u16;
+        // The reference: by copies through the exact reference device.
+        let run = |dev: &mut dyn MatmulDevice, f32_out: bool| -> Vec<u32> {
+            let (a, b) = (
+                Strided {
+                    data: &a[..],
+                    layout: a_layout,
+                },
+                Strided {
+                    data: &b[..],
+                    layout: b_layout,
+                },
+            );
+            if f32_out {
+                let mut d = vec![f32::from_bits(u32::from(sentinel)); d_len];
+                let out = Strided {
+                    data: MatOut::F32(&mut d),
+                    layout: d_layout,
+                };
+                dev.matmul_batch_strided(&spec, a, b, out).unwrap();
+                d.iter().map(|v| v.to_bits()).collect()
+            } else {
+                let mut d = vec![sentinel; d_len];
+                let data = match precision {
+                    Precision::Bf16 => MatOut::Bf16(&mut d),
+                    _ => MatOut::Fp16(&mut d),
+                };
+                dev.matmul_batch_strided(
+                    &spec,
+                    a,
+                    b,
+                    Strided {
+                        data,
+                        layout: d_layout,
+                    },
+                )
+                .unwrap();
+                d.iter().map(|&v| u32::from(v)).collect()
+            }
+        };
+        for f32_out in [true, false] {
+            let expect = run(&mut ReferenceDevice::new(), f32_out);
+            // Elements outside every product keep their values.
+            assert_eq!(expect[0], u32::from(sentinel));
+            assert_eq!(
+                expect[d_len - 1],
+                u32::from(sentinel),
+                "the last row's padding"
+            );
+            for mut dev in [CpuDevice::new(2), CpuDevice::portable(1)] {
+                let got = run(&mut dev, f32_out);
+                assert_eq!(
+                    got,
+                    expect,
+                    "{} disjoint {disjoint} f32 {f32_out}",
+                    dev.describe()
+                );
+            }
+        }
+    }
+
+    /// The CPU's in-place strided products equal the reference device's (which goes by
+    /// copies), bit for bit, elements outside the products included: grouped `B`s, padded rows,
+    /// a partial last nonce, results in disjoint blocks (filled in parallel) and overlapping
+    /// (by copies, in product order).
+    #[test]
+    fn strided_batches_equal_the_reference() {
+        for disjoint in [true, false] {
+            strided_case(Precision::Bf16, (3, 4, 2), (5, 7, 3), 12, 2, disjoint);
+            strided_case(Precision::Fp16, (3, 4, 1), (1, 9, 4), 10, 0, disjoint);
+            strided_case(Precision::Bf16, (2, 2, 2), (4, 3, 5), 3, 1, disjoint);
+        }
+    }
+
+    #[test]
+    fn malformed_strided_calls_are_rejected() {
+        let spec = BatchSpec {
+            precision: Precision::Bf16,
+            count: 5,
+            m: 2,
+            k: 2,
+            n: 2,
+        };
+        let dense = BatchLayout::dense(2, 2);
+        let call = |a_layout: BatchLayout, b_layout: BatchLayout, b_len: usize| {
+            let mut d = vec![0f32; 20];
+            let (a, b) = (vec![0u16; 20], vec![0u16; b_len]);
+            CpuDevice::new(1)
+                .matmul_batch_strided(
+                    &spec,
+                    Strided {
+                        data: &a[..],
+                        layout: a_layout,
+                    },
+                    Strided {
+                        data: &b[..],
+                        layout: b_layout,
+                    },
+                    Strided {
+                        data: MatOut::F32(&mut d),
+                        layout: dense,
+                    },
+                )
+                .unwrap_err()
+                .to_string()
+        };
+        let err = call(
+            BatchLayout {
+                row_stride: 1,
+                ..dense
+            },
+            dense,
+            20,
+        );
+        assert!(err.contains("operand A: row stride 1 is narrower"), "{err}");
+        let err = call(
+            dense,
+            BatchLayout {
+                inner_count: 0,
+                ..dense
+            },
+            20,
+        );
+        assert!(
+            err.contains("operand B: inner_count and inner_group"),
+            "{err}"
+        );
+        let err = call(dense, dense, 19);
+        assert!(
+            err.contains("operand B: product 4's 2×2 matrix at offset 16"),
+            "{err}"
+        );
+        // Product 3 (inner 3 of nonce 0) reaches past a partial last nonce's product 4.
+        let wide = BatchLayout {
+            base: 0,
+            outer_stride: 4,
+            inner_count: 4,
+            inner_group: 1,
+            inner_stride: 5,
+            row_stride: 2,
+        };
+        let err = call(dense, wide, 18);
+        assert!(err.contains("product 3's 2×2 matrix at offset 15"), "{err}");
     }
 
     #[test]

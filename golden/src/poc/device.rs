@@ -62,6 +62,85 @@ pub struct BatchSpec {
     pub n: usize,
 }
 
+/// Where the matrices of a streamed batch lie in a larger buffer, so that a device can read
+/// operands and write results in place (attention's values straight from the fused q|k|v rows,
+/// its output straight into the rows the next projection reads) instead of the host copying them
+/// into dense blocks and back.
+///
+/// Product `p` is `(outer, inner) = (p / inner_count, p % inner_count)` (a nonce and a head). Its
+/// matrix starts at `base + outer·outer_stride + (inner / inner_group)·inner_stride` and its row
+/// `i` lies `i·row_stride` further; `inner_group` query heads share one key/value head in
+/// grouped-query attention. [`BatchLayout::dense`] is the layout [`MatmulDevice::matmul_batch`]
+/// takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLayout {
+    /// Offset of product 0's first element.
+    pub base: usize,
+    /// Distance between consecutive outer indices.
+    pub outer_stride: usize,
+    /// Products per outer index (at least 1).
+    pub inner_count: usize,
+    /// Consecutive inner indices that share one matrix (at least 1).
+    pub inner_group: usize,
+    /// Distance between consecutive shared matrices within an outer index.
+    pub inner_stride: usize,
+    /// Distance between consecutive rows of a matrix (at least its width).
+    pub row_stride: usize,
+}
+
+impl BatchLayout {
+    /// Matrices of `rows × cols` back to back, row-major.
+    pub fn dense(rows: usize, cols: usize) -> Self {
+        BatchLayout {
+            base: 0,
+            outer_stride: rows * cols,
+            inner_count: 1,
+            inner_group: 1,
+            inner_stride: 0,
+            row_stride: cols,
+        }
+    }
+
+    /// Where product `p`'s matrix starts (the layout must have passed [`check_strided`]).
+    pub fn offset(&self, p: usize) -> usize {
+        let (outer, inner) = (p / self.inner_count, p % self.inner_count);
+        self.base + outer * self.outer_stride + inner / self.inner_group * self.inner_stride
+    }
+
+    /// One past the last element of product `p`'s `rows × cols` matrix, `None` on overflow.
+    fn end(&self, p: usize, rows: usize, cols: usize) -> Option<usize> {
+        let (outer, inner) = (p / self.inner_count, p % self.inner_count);
+        outer
+            .checked_mul(self.outer_stride)?
+            .checked_add((inner / self.inner_group).checked_mul(self.inner_stride)?)?
+            .checked_add(self.base)?
+            .checked_add((rows - 1).checked_mul(self.row_stride)?)?
+            .checked_add(cols)
+    }
+
+    /// Whether each outer index's products lie within its own `outer_stride` elements, so the
+    /// outer indices own disjoint, consecutive slices of the buffer (a device may then fill them
+    /// in parallel).
+    pub fn outer_blocks_are_disjoint(&self, rows: usize, cols: usize) -> bool {
+        let shared = (self.inner_count - 1) / self.inner_group;
+        shared
+            .checked_mul(self.inner_stride)
+            .and_then(|x| x.checked_add((rows - 1).checked_mul(self.row_stride)?))
+            .and_then(|x| x.checked_add(cols))
+            .is_some_and(|span| span <= self.outer_stride)
+    }
+}
+
+/// An operand or result of [`MatmulDevice::matmul_batch_strided`]: its buffer and where each
+/// product's matrix lies in it.
+#[derive(Debug)]
+pub struct Strided<T> {
+    /// The buffer.
+    pub data: T,
+    /// Where each product's matrix lies in `data`.
+    pub layout: BatchLayout,
+}
+
 /// An output buffer; its variant is the output conversion of the call.
 #[derive(Debug)]
 pub enum MatOut<'a> {
@@ -161,6 +240,155 @@ pub trait MatmulDevice: Send {
         b: &[u16],
         d: MatOut<'_>,
     ) -> Result<(), DeviceError>;
+
+    /// [`MatmulDevice::matmul_batch`] with each operand and the result where its
+    /// [`BatchLayout`] says (`A_p` is `m×k`, `B_p` `k×n`, `D_p` `m×n`); elements of `d` outside
+    /// every `D_p` keep their values. Where products' results overlap, the later product's
+    /// values stand.
+    ///
+    /// The default copies `A` and `B` into dense blocks, runs [`MatmulDevice::matmul_batch`] and
+    /// copies the results out ([`strided_by_copies`]): right for any device, and what a driver
+    /// moving operands into device memory does anyway. A device that reads and writes the
+    /// host's memory directly (the CPU) overrides it to skip the copies.
+    fn matmul_batch_strided(
+        &mut self,
+        spec: &BatchSpec,
+        a: Strided<&[u16]>,
+        b: Strided<&[u16]>,
+        d: Strided<MatOut<'_>>,
+    ) -> Result<(), DeviceError> {
+        strided_by_copies(self, spec, a, b, d)
+    }
+}
+
+/// Checks a [`MatmulDevice::matmul_batch_strided`] call: the shape as [`check_batch`] does,
+/// layouts with at least one product per outer index and one per group and rows at least as
+/// wide as the matrix, and every product's matrix inside its buffer.
+pub fn check_strided(
+    device: &str,
+    spec: &BatchSpec,
+    a: &Strided<&[u16]>,
+    b: &Strided<&[u16]>,
+    d: &Strided<MatOut<'_>>,
+) -> Result<(), DeviceError> {
+    let reject = |reason: String| {
+        Err(DeviceError::Rejected {
+            device: device.to_owned(),
+            reason,
+        })
+    };
+    if spec.precision == Precision::Int8 {
+        return reject("the PoC forward runs bf16 or fp16 products, not int8".into());
+    }
+    if spec.m == 0 || spec.k == 0 || spec.n == 0 {
+        return reject(format!(
+            "batch shape {}×{}×{} has a zero dimension",
+            spec.m, spec.k, spec.n
+        ));
+    }
+    let operands = [
+        ("A", &a.layout, spec.m, spec.k, a.data.len()),
+        ("B", &b.layout, spec.k, spec.n, b.data.len()),
+        ("D", &d.layout, spec.m, spec.n, d.data.len()),
+    ];
+    for (name, layout, rows, cols, len) in operands {
+        if layout.inner_count == 0 || layout.inner_group == 0 {
+            return reject(format!(
+                "batch operand {name}: inner_count and inner_group must be at least 1, got {} and {}",
+                layout.inner_count, layout.inner_group
+            ));
+        }
+        if layout.row_stride < cols {
+            return reject(format!(
+                "batch operand {name}: row stride {} is narrower than its {cols} columns",
+                layout.row_stride
+            ));
+        }
+        if spec.count == 0 {
+            continue;
+        }
+        // Each inner index reaches furthest in the last outer index that has it: the last one
+        // or, for the inner indices a partial last one lacks, the one before.
+        let last_outer = (spec.count - 1) / layout.inner_count * layout.inner_count;
+        for p in last_outer.saturating_sub(layout.inner_count)..spec.count {
+            match layout.end(p, rows, cols) {
+                Some(end) if end <= len => {}
+                _ => {
+                    return reject(format!(
+                        "batch operand {name}: product {p}'s {rows}×{cols} matrix at offset {} \
+                         with row stride {} does not fit in its {len} elements",
+                        layout.offset(p),
+                        layout.row_stride
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`MatmulDevice::matmul_batch_strided`] by copies: `A` and `B` gathered into dense blocks, one
+/// [`MatmulDevice::matmul_batch`], the results scattered into place in product order.
+pub fn strided_by_copies<D: MatmulDevice + ?Sized>(
+    device: &mut D,
+    spec: &BatchSpec,
+    a: Strided<&[u16]>,
+    b: Strided<&[u16]>,
+    d: Strided<MatOut<'_>>,
+) -> Result<(), DeviceError> {
+    check_strided(&device.describe(), spec, &a, &b, &d)?;
+    let (m, k, n, count) = (spec.m, spec.k, spec.n, spec.count);
+    let a_dense = gather(&a, count, m, k);
+    let b_dense = gather(&b, count, k, n);
+    match d.data {
+        MatOut::F32(out) => {
+            let mut dense = vec![0f32; count * m * n];
+            device.matmul_batch(spec, &a_dense, &b_dense, MatOut::F32(&mut dense))?;
+            scatter(&dense, out, &d.layout, count, m, n);
+        }
+        MatOut::Bf16(out) => {
+            let mut dense = vec![0u16; count * m * n];
+            device.matmul_batch(spec, &a_dense, &b_dense, MatOut::Bf16(&mut dense))?;
+            scatter(&dense, out, &d.layout, count, m, n);
+        }
+        MatOut::Fp16(out) => {
+            let mut dense = vec![0u16; count * m * n];
+            device.matmul_batch(spec, &a_dense, &b_dense, MatOut::Fp16(&mut dense))?;
+            scatter(&dense, out, &d.layout, count, m, n);
+        }
+    }
+    Ok(())
+}
+
+/// The `count` matrices of `src` (`rows × cols` each) back to back.
+fn gather(src: &Strided<&[u16]>, count: usize, rows: usize, cols: usize) -> Vec<u16> {
+    let mut dense = Vec::with_capacity(count * rows * cols);
+    for p in 0..count {
+        let start = src.layout.offset(p);
+        for i in 0..rows {
+            let row = start + i * src.layout.row_stride;
+            dense.extend_from_slice(&src.data[row..row + cols]);
+        }
+    }
+    dense
+}
+
+/// The `count` dense matrices of `dense` written where `layout` places them in `out`.
+fn scatter<T: Copy>(
+    dense: &[T],
+    out: &mut [T],
+    layout: &BatchLayout,
+    count: usize,
+    rows: usize,
+    cols: usize,
+) {
+    for (p, matrix) in dense.chunks_exact(rows * cols).enumerate().take(count) {
+        let start = layout.offset(p);
+        for (i, row) in matrix.chunks_exact(cols).enumerate() {
+            let at = start + i * layout.row_stride;
+            out[at..at + cols].copy_from_slice(row);
+        }
+    }
 }
 
 /// Checks buffer lengths of a [`MatmulDevice::matmul_batch`] call (shared by implementations).
@@ -271,6 +499,16 @@ impl<T: MatmulDevice + ?Sized> MatmulDevice for Box<T> {
         d: MatOut<'_>,
     ) -> Result<(), DeviceError> {
         (**self).matmul_batch(spec, a, b, d)
+    }
+
+    fn matmul_batch_strided(
+        &mut self,
+        spec: &BatchSpec,
+        a: Strided<&[u16]>,
+        b: Strided<&[u16]>,
+        d: Strided<MatOut<'_>>,
+    ) -> Result<(), DeviceError> {
+        (**self).matmul_batch_strided(spec, a, b, d)
     }
 }
 

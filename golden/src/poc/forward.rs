@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use super::artifact::{artifact_from_hidden, Artifact, Round, RoundParams};
 use super::config::{Dtype, ModelConfig};
-use super::device::{BatchSpec, MatOut, MatmulDevice, WeightHandle, WeightUpload};
+use super::device::{
+    BatchLayout, BatchSpec, MatOut, MatmulDevice, Strided, WeightHandle, WeightUpload,
+};
 use super::inputs::input_embeddings;
 use super::lanes::{self, Reduction, ROW_LANES};
 use super::math;
@@ -148,9 +150,9 @@ struct Scratch {
     attention: AttentionScratch,
 }
 
-/// One nonce's parts in the attention gather: its query, transposed-key and value blocks (out)
-/// and its fused q|k|v rows (in), as rayon's zipped chunks hand them over.
-type GatherParts<'a> = (((&'a mut [u16], &'a mut [u16]), &'a mut [u16]), &'a [u16]);
+/// One nonce's parts in the attention gather: its query and transposed-key blocks (out) and its
+/// fused q|k|v rows (in), as rayon's zipped chunks hand them over.
+type GatherParts<'a> = ((&'a mut [u16], &'a mut [u16]), &'a [u16]);
 
 /// The attention step's buffers (see [`Scratch`]).
 #[derive(Default)]
@@ -159,11 +161,8 @@ struct AttentionScratch {
     qa: Vec<u16>,
     /// Keys, transposed per nonce and head.
     kt: Vec<u16>,
-    /// Values per nonce and head.
-    vb: Vec<u16>,
     scores: Vec<f32>,
     probs: Vec<u16>,
-    ctx: Vec<u16>,
     /// The result: attention output rows, `q_dim` wide.
     out: Vec<u16>,
 }
@@ -341,9 +340,7 @@ impl<D: MatmulDevice> Engine<D> {
             (&mut sc.down, rows * d),
             (&mut sc.attention.qa, rows * c.q_dim()),
             (&mut sc.attention.kt, rows * c.q_dim()),
-            (&mut sc.attention.vb, rows * c.q_dim()),
             (&mut sc.attention.probs, products * seq_len * seq_len),
-            (&mut sc.attention.ctx, rows * c.q_dim()),
             (&mut sc.attention.out, rows * c.q_dim()),
         ] {
             overwritten(buf, len);
@@ -701,8 +698,8 @@ impl<D: MatmulDevice> Engine<D> {
         let last_only = li + 1 == self.layers.len();
         let c = self.config.clone();
         let (hd, dt) = (c.head_dim, c.dtype);
-        let width = c.q_dim() + 2 * c.kv_dim();
-        let nb = qkv.len() / (s * width);
+        let qkv_width = c.q_dim() + 2 * c.kv_dim();
+        let nb = qkv.len() / (s * qkv_width);
         let queries: Vec<usize> = if last_only {
             vec![s - 1]
         } else {
@@ -713,20 +710,17 @@ impl<D: MatmulDevice> Engine<D> {
         let AttentionScratch {
             qa,
             kt,
-            vb,
             scores,
             probs,
-            ctx,
             out: attn,
         } = bufs;
-        // Scores: A = Q rows of the queried positions, B = Kᵀ; then V. Laid out nonce-major, so
-        // each nonce's part is gathered independently (in parallel), with the q/k norms and
-        // RoPE applied on the way.
+        // Scores: A = Q rows of the queried positions, B = Kᵀ. Laid out nonce-major, so each
+        // nonce's part is gathered independently (in parallel), with the q/k norms and RoPE
+        // applied on the way. The values are read in place, from the q|k|v rows.
         let (heads, q_dim) = (c.num_heads, c.q_dim());
-        let (per_q, per_k, per_v) = (heads * m * hd, heads * hd * s, heads * s * hd);
+        let (per_q, per_k) = (heads * m * hd, heads * hd * s);
         let qa = overwritten(qa, nb * per_q);
         let kt = overwritten(kt, nb * per_k);
-        let vb = overwritten(vb, nb * per_v);
         let dims = AttentionDims {
             s,
             hd,
@@ -737,8 +731,8 @@ impl<D: MatmulDevice> Engine<D> {
         };
         let (norm, eps) = (self.layers[li].qk_norm.as_ref(), c.rms_norm_eps);
         let queries = &queries[..];
-        let gather = |(((qa, kt), vb), x): GatherParts<'_>| {
-            with_half!(dt, H => gather_nonce::<H>(x, qa, kt, vb, dims, queries, rope, norm, eps));
+        let gather = |((qa, kt), x): GatherParts<'_>| {
+            with_half!(dt, H => gather_nonce::<H>(x, qa, kt, dims, queries, rope, norm, eps));
         };
         match &host.pool {
             Some(pool) if nb > 1 => {
@@ -746,16 +740,14 @@ impl<D: MatmulDevice> Engine<D> {
                 pool.install(|| {
                     qa.par_chunks_mut(per_q)
                         .zip(kt.par_chunks_mut(per_k))
-                        .zip(vb.par_chunks_mut(per_v))
-                        .zip(qkv.par_chunks(s * width))
+                        .zip(qkv.par_chunks(s * qkv_width))
                         .for_each(gather)
                 });
             }
             _ => qa
                 .chunks_mut(per_q)
                 .zip(kt.chunks_mut(per_k))
-                .zip(vb.chunks_mut(per_v))
-                .zip(qkv.chunks(s * width))
+                .zip(qkv.chunks(s * qkv_width))
                 .for_each(gather),
         }
         let precision = dt.precision();
@@ -775,7 +767,9 @@ impl<D: MatmulDevice> Engine<D> {
         par_rows(host, probs, width, scores, width, |probs, scores| {
             with_half!(dt, H => softmax_rows::<H>(probs, scores, s, queries, scale));
         });
-        let ctx = overwritten(ctx, count * m * hd);
+        // P·V: each product's values straight from the q|k|v rows (nonce `b`, key/value head
+        // `head / group`), each result straight into the attention output rows (row `t` of
+        // nonce `b`, columns of `head`), which the o projection reads.
         let spec = BatchSpec {
             precision,
             count,
@@ -783,24 +777,40 @@ impl<D: MatmulDevice> Engine<D> {
             k: s,
             n: hd,
         };
-        self.on_device(|dev| dev.matmul_batch(&spec, probs, vb, out(dt, ctx)))?;
+        let values = BatchLayout {
+            base: q_dim + c.kv_dim(),
+            outer_stride: s * qkv_width,
+            inner_count: heads,
+            inner_group: heads / c.num_kv_heads,
+            inner_stride: hd,
+            row_stride: qkv_width,
+        };
         let attn = overwritten(attn, nb * m * q_dim);
-        par_rows(host, attn, m * q_dim, ctx, heads * m * hd, |attn, ctx| {
-            for (attn, ctx) in attn
-                .chunks_exact_mut(m * q_dim)
-                .zip(ctx.chunks_exact(heads * m * hd))
-            {
-                for head in 0..heads {
-                    for t in 0..m {
-                        let src = (head * m + t) * hd;
-                        copy_row(
-                            &mut attn[t * q_dim + head * hd..][..hd],
-                            &ctx[src..src + hd],
-                        );
-                    }
-                }
-            }
-        });
+        let rows = BatchLayout {
+            base: 0,
+            outer_stride: m * q_dim,
+            inner_count: heads,
+            inner_group: 1,
+            inner_stride: hd,
+            row_stride: q_dim,
+        };
+        self.on_device(|dev| {
+            dev.matmul_batch_strided(
+                &spec,
+                Strided {
+                    data: &probs[..],
+                    layout: BatchLayout::dense(m, s),
+                },
+                Strided {
+                    data: qkv,
+                    layout: values,
+                },
+                Strided {
+                    data: out(dt, attn),
+                    layout: rows,
+                },
+            )
+        })?;
         Ok(())
     }
 }
@@ -1213,21 +1223,20 @@ struct AttentionDims {
 }
 
 simd_fn! {
-/// One nonce's attention operands from its fused q|k|v rows `x`: the queried positions' query
-/// heads into `qa` (`heads × m × hd`), every key head transposed into `kt` (`heads × hd × s`,
-/// repeated for the query heads sharing it) and every value head into `vb` (`heads × s × hd`).
-/// Queries and keys get Qwen3's per-head RMSNorm (when `norm` is given) and RoPE on the way.
+/// One nonce's score operands from its fused q|k|v rows `x`: the queried positions' query heads
+/// into `qa` (`heads × m × hd`) and every key head transposed into `kt` (`heads × hd × s`,
+/// repeated for the query heads sharing it), with Qwen3's per-head RMSNorm (when `norm` is given)
+/// and RoPE on the way. (The values need no copy: the device reads them in place.)
 ///
 /// Keys are transposed [`TILE`] positions at a time ([`tile::transpose_u16`]): each block's
 /// rotated keys are collected position-major, then written `hd` rows of [`TILE`] at once.
-/// Queries and values follow head by head, so each head's block is written front to back
-/// (interleaving them with the keys, position by position, was about a tenth slower: every
-/// position then stored into `2 · heads` places a head block apart).
+/// Queries follow head by head, so each head's block is written front to back (interleaving
+/// them with the keys, position by position, was about a tenth slower: every position then
+/// stored into `heads` places a head block apart).
 fn gather_nonce<H>(
     x: &[u16],
     qa: &mut [u16],
     kt: &mut [u16],
-    vb: &mut [u16],
     dims: AttentionDims,
     queries: &[usize],
     rope: &RopeTable,
@@ -1264,46 +1273,15 @@ fn gather_nonce<H>(
             norm_rope::<H>(q, j, norm.map(|n| &n.0[..]), eps, rope, &mut normed, out);
         }
     }
-    // Values head by head: each head's block is written in order.
-    for kvh in 0..kv_heads {
-        let head_vb = &mut vb[kvh * group * s * hd..][..s * hd];
-        for (j, out) in head_vb.chunks_exact_mut(hd).enumerate() {
-            copy_row(out, &x[j * width + q_dim + kv_dim + kvh * hd..][..hd]);
-        }
-    }
-    // Query heads sharing a key/value head (grouped-query attention) get copies of its blocks.
+    // Query heads sharing a key head (grouped-query attention) get copies of its block.
     for kvh in 0..kv_heads {
         let first = kvh * group;
         for head in first + 1..first + group {
             kt.copy_within(first * hd * s..(first + 1) * hd * s, head * hd * s);
-            vb.copy_within(first * s * hd..(first + 1) * s * hd, head * s * hd);
         }
     }
 }
 }
-
-/// `dst.copy_from_slice(src)` for one head's row (`hd` values), without the call into the C
-/// library's `memmove` a copy of run-time length becomes (at 64 bytes its dispatch costs more
-/// than the copy): whole [`COPY_LANES`]-value chunks are fixed-size array copies, which compile
-/// to vector moves.
-#[inline(always)]
-fn copy_row(dst: &mut [u16], src: &[u16]) {
-    assert_eq!(dst.len(), src.len(), "rows of equal length");
-    let (mut to, mut from) = (
-        dst.chunks_exact_mut(COPY_LANES),
-        src.chunks_exact(COPY_LANES),
-    );
-    for (to, from) in (&mut to).zip(&mut from) {
-        let to: &mut [u16; COPY_LANES] = to.try_into().expect("COPY_LANES values");
-        *to = from.try_into().expect("COPY_LANES values");
-    }
-    for (to, &from) in to.into_remainder().iter_mut().zip(from.remainder()) {
-        *to = from;
-    }
-}
-
-/// Values [`copy_row`] moves at once (one 256-bit vector).
-const COPY_LANES: usize = 16;
 
 /// One query or key head at position `pos`: RMSNorm with `norm` when given (Qwen3, into
 /// `normed`), then RoPE, into `out`.
