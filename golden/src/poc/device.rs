@@ -271,21 +271,13 @@ pub fn check_strided(
     b: &Strided<&[u16]>,
     d: &Strided<MatOut<'_>>,
 ) -> Result<(), DeviceError> {
+    check_batch_spec(device, spec)?;
     let reject = |reason: String| {
         Err(DeviceError::Rejected {
             device: device.to_owned(),
             reason,
         })
     };
-    if spec.precision == Precision::Int8 {
-        return reject("the PoC forward runs bf16 or fp16 products, not int8".into());
-    }
-    if spec.m == 0 || spec.k == 0 || spec.n == 0 {
-        return reject(format!(
-            "batch shape {}×{}×{} has a zero dimension",
-            spec.m, spec.k, spec.n
-        ));
-    }
     let operands = [
         ("A", &a.layout, spec.m, spec.k, a.data.len()),
         ("B", &b.layout, spec.k, spec.n, b.data.len()),
@@ -391,14 +383,9 @@ fn scatter<T: Copy>(
     }
 }
 
-/// Checks buffer lengths of a [`MatmulDevice::matmul_batch`] call (shared by implementations).
-pub fn check_batch(
-    device: &str,
-    spec: &BatchSpec,
-    a: &[u16],
-    b: &[u16],
-    d: &MatOut<'_>,
-) -> Result<(), DeviceError> {
+/// Checks a streamed batch's precision and shape (shared by [`check_batch`] and
+/// [`check_strided`]).
+fn check_batch_spec(device: &str, spec: &BatchSpec) -> Result<(), DeviceError> {
     let reject = |reason: String| {
         Err(DeviceError::Rejected {
             device: device.to_owned(),
@@ -414,6 +401,24 @@ pub fn check_batch(
             spec.m, spec.k, spec.n
         ));
     }
+    Ok(())
+}
+
+/// Checks buffer lengths of a [`MatmulDevice::matmul_batch`] call (shared by implementations).
+pub fn check_batch(
+    device: &str,
+    spec: &BatchSpec,
+    a: &[u16],
+    b: &[u16],
+    d: &MatOut<'_>,
+) -> Result<(), DeviceError> {
+    check_batch_spec(device, spec)?;
+    let reject = |reason: String| {
+        Err(DeviceError::Rejected {
+            device: device.to_owned(),
+            reason,
+        })
+    };
     let want = [
         ("A", spec.count * spec.m * spec.k, a.len()),
         ("B", spec.count * spec.k * spec.n, b.len()),

@@ -366,9 +366,10 @@ impl<D: MatmulDevice> Engine<D> {
     }
 
     /// Runs the host's elementwise work on `pool` (its threads), typically the pool of a
-    /// [`super::cpu::CpuDevice`] ([`super::cpu::CpuDevice::pool`]). Sharing one pool is what a CPU device
-    /// wants: with a pool each, the device's idle workers spin on the cores the host's workers
-    /// were just woken for, and the host's passes barely gain from the second thread.
+    /// [`super::cpu::CpuDevice`] ([`super::cpu::CpuDevice::pool`]). Sharing one pool is what a
+    /// CPU device wants: with a pool each, the device's idle workers spin on the cores the
+    /// host's workers were just woken for, and the host's passes barely gain from the second
+    /// thread.
     pub fn set_host_pool(&mut self, pool: Arc<rayon::ThreadPool>) {
         let threads = pool.current_num_threads().max(1);
         self.host = HostPool {
@@ -446,7 +447,7 @@ impl<D: MatmulDevice> Engine<D> {
                     pending = Some(scope.spawn(move || {
                         let start = Instant::now();
                         let artifacts = match &previous {
-                            Some((batch, hidden)) => artifacts_of(round, batch, hidden),
+                            Some((batch, hidden)) => artifacts_of(round, batch, hidden, None),
                             None => Vec::new(),
                         };
                         if let Some(next) = next {
@@ -483,21 +484,9 @@ impl<D: MatmulDevice> Engine<D> {
             // The last batch's steps 8–12 have nothing left to overlap with: host time.
             if let Some((batch, hidden)) = finished {
                 let start = Instant::now();
-                match &self.host.pool {
-                    // Nothing is left to overlap with: the nonces' steps side by side.
-                    Some(pool) => {
-                        use rayon::prelude::*;
-                        let done: Vec<Option<Artifact>> = pool.install(|| {
-                            batch
-                                .par_iter()
-                                .zip(hidden.par_iter())
-                                .map(|(&nonce, h)| artifact_from_hidden(round, nonce, h))
-                                .collect()
-                        });
-                        out.extend(done.into_iter().flatten());
-                    }
-                    None => out.extend(artifacts_of(round, batch, &hidden)),
-                }
+                // Nothing is left to overlap with: the nonces' steps side by side.
+                let pool = self.host.pool.as_deref();
+                out.extend(artifacts_of(round, batch, &hidden, pool));
                 self.timing.total += start.elapsed();
             }
             Ok::<(), PocError>(())
@@ -888,14 +877,23 @@ struct Background {
     spent: Duration,
 }
 
-/// Steps 8–12 (normalise, pick, rotate, encode) for one batch's final hidden states; nonces
-/// whose hidden state is not finite are dropped.
-fn artifacts_of(round: &Round, batch: &[u64], hidden: &[Vec<f32>]) -> Vec<Artifact> {
-    batch
-        .iter()
-        .zip(hidden)
-        .filter_map(|(&nonce, h)| artifact_from_hidden(round, nonce, h))
-        .collect()
+/// Steps 8–12 (normalise, pick, rotate, encode) for one batch's final hidden states, in nonce
+/// order, the nonces side by side on `pool` if given; nonces whose hidden state is not finite
+/// are dropped.
+fn artifacts_of(
+    round: &Round,
+    batch: &[u64],
+    hidden: &[Vec<f32>],
+    pool: Option<&rayon::ThreadPool>,
+) -> Vec<Artifact> {
+    let one = |(&nonce, h): (&u64, &Vec<f32>)| artifact_from_hidden(round, nonce, h);
+    match pool {
+        Some(pool) => {
+            use rayon::prelude::*;
+            pool.install(|| batch.par_iter().zip(hidden).filter_map(one).collect())
+        }
+        None => batch.iter().zip(hidden).filter_map(one).collect(),
+    }
 }
 
 /// Rule 1's input embeddings of `nonces` (`S×d` values each, rounded to the dtype) into `out`.
